@@ -1,0 +1,172 @@
+// CPU kernels of shr_ops::encode and shr_ops::encode_backward.
+//
+// H[m, i, j] = exp(-((j - x_m)^2 + (i - y_m)^2) / (2 sigma^2)), evaluated separably: W + H
+// exponentials per map, then one product per pixel. Optional disc truncation
+// (zero where (j - x)^2 + (i - y)^2 > radius^2). Non-finite or invisible landmarks give zero maps.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../shr_ops.h"
+
+namespace shr_ops {
+namespace {
+
+constexpr int64_t kGrainElements = 32768;  // pixels per parallel_for chunk, at least
+
+// Per-map separable factors: e_x[j] = exp(-(j - x)^2 / 2s^2), d2_x[j] = (j - x)^2 (and for y).
+template <typename acc_t>
+struct Axis {
+  std::vector<acc_t> e, d, d2;
+  explicit Axis(int64_t n) : e(n), d(n), d2(n) {}
+  void fill(acc_t c, acc_t neg_inv_2s2) {
+    const int64_t n = static_cast<int64_t>(e.size());
+    for (int64_t j = 0; j < n; ++j) {
+      const acc_t dj = static_cast<acc_t>(j) - c;
+      d[j] = dj;
+      d2[j] = dj * dj;
+      e[j] = shr_exp(dj * dj * neg_inv_2s2);
+    }
+  }
+};
+
+template <typename acc_t>
+inline bool landmark_valid(const acc_t* lm, const bool* vis, int64_t m) {
+  return std::isfinite(lm[2 * m]) && std::isfinite(lm[2 * m + 1]) && (vis == nullptr || vis[m]);
+}
+
+template <typename out_t, typename acc_t>
+void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, int64_t H, int64_t W, acc_t sigma,
+                     acc_t r2) {
+  const acc_t neg_inv_2s2 = acc_t(-0.5) / (sigma * sigma);
+  const int64_t HW = H * W;
+  const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
+  at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
+    Axis<acc_t> ax(W), ay(H);
+    for (int64_t m = begin; m < end; ++m) {
+      out_t* o = out + m * HW;
+      if (!landmark_valid(lm, vis, m)) {
+        std::fill(o, o + HW, out_t(0));
+        continue;
+      }
+      ax.fill(lm[2 * m], neg_inv_2s2);
+      ay.fill(lm[2 * m + 1], neg_inv_2s2);
+      const acc_t* ex = ax.e.data();
+      const acc_t* dx2 = ax.d2.data();
+      for (int64_t i = 0; i < H; ++i) {
+        out_t* row = o + i * W;
+        const acc_t ei = ay.e[i];
+        if (r2 < 0) {
+          for (int64_t j = 0; j < W; ++j) row[j] = static_cast<out_t>(ei * ex[j]);
+        } else {
+          const acc_t dy2 = ay.d2[i];
+          for (int64_t j = 0; j < W; ++j) row[j] = static_cast<out_t>(dx2[j] + dy2 <= r2 ? ei * ex[j] : acc_t(0));
+        }
+      }
+    }
+  });
+}
+
+// d loss / d (x, y) = sum_ij g_ij h_ij ((j - x), (i - y)) / sigma^2, separably per row.
+template <typename grad_t, typename acc_t>
+void encode_backward_cpu_impl(const grad_t* g, const acc_t* lm, const bool* vis, acc_t* out, int64_t M, int64_t H,
+                              int64_t W, acc_t sigma, acc_t r2) {
+  const acc_t inv_s2 = acc_t(1) / (sigma * sigma);
+  const acc_t neg_inv_2s2 = acc_t(-0.5) * inv_s2;
+  const int64_t HW = H * W;
+  const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
+  at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
+    Axis<acc_t> ax(W), ay(H);
+    for (int64_t m = begin; m < end; ++m) {
+      if (!landmark_valid(lm, vis, m)) {
+        out[2 * m] = acc_t(0);
+        out[2 * m + 1] = acc_t(0);
+        continue;
+      }
+      ax.fill(lm[2 * m], neg_inv_2s2);
+      ay.fill(lm[2 * m + 1], neg_inv_2s2);
+      const grad_t* gm = g + m * HW;
+      acc_t sx = 0, sy = 0;
+      for (int64_t i = 0; i < H; ++i) {
+        const grad_t* row = gm + i * W;
+        const acc_t dy2 = ay.d2[i];
+        acc_t row_gx = 0, row_g = 0;  // sum_j g ex (j - x), sum_j g ex
+        for (int64_t j = 0; j < W; ++j) {
+          if (r2 >= 0 && ax.d2[j] + dy2 > r2) continue;
+          const acc_t ge = static_cast<acc_t>(row[j]) * ax.e[j];
+          row_gx += ge * ax.d[j];
+          row_g += ge;
+        }
+        sx += ay.e[i] * row_gx;
+        sy += ay.e[i] * ay.d[i] * row_g;
+      }
+      out[2 * m] = sx * inv_s2;
+      out[2 * m + 1] = sy * inv_s2;
+    }
+  });
+}
+
+at::Tensor encode_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
+                      int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
+  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
+  TORCH_CHECK(landmarks.device().is_cpu(), "shr_ops.encode: CPU kernel got landmarks on ", landmarks.device());
+  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
+  const int64_t M = landmarks.numel() / 2;
+  if (M == 0) return out;
+  const at::Tensor lm = landmarks.contiguous();
+  const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
+  const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
+  const double r2 = radius.has_value() ? (*radius) * (*radius) : -1.0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "shr_ops_encode_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    encode_cpu_impl<scalar_t, acc_t>(lm.const_data_ptr<acc_t>(), vis_ptr, out.mutable_data_ptr<scalar_t>(), M, height,
+                                     width, static_cast<acc_t>(sigma), static_cast<acc_t>(r2));
+  });
+  return out;
+}
+
+at::Tensor encode_backward_cpu(const at::Tensor& grad, const at::Tensor& landmarks,
+                               const c10::optional<at::Tensor>& visible, double sigma, c10::optional<double> radius) {
+  TORCH_CHECK(grad.dim() == landmarks.dim() + 1 && grad.sizes().slice(0, grad.dim() - 2) ==
+                                                      landmarks.sizes().slice(0, landmarks.dim() - 1),
+              "shr_ops.encode_backward: grad must have shape [..., H, W] for landmarks [..., 2], got grad ",
+              grad.sizes(), " and landmarks ", landmarks.sizes());
+  const int64_t H = grad.size(-2), W = grad.size(-1);
+  check_encode_args(landmarks, visible, H, W, sigma, radius,
+                    landmarks.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
+  check_float_tensor(grad, "shr_ops.encode_backward", "grad");
+  check_same_device(landmarks, grad, "shr_ops.encode_backward", "landmarks", "grad");
+  at::Tensor out = at::empty(landmarks.sizes(), landmarks.options());
+  const int64_t M = landmarks.numel() / 2;
+  if (M == 0) return out;
+  const at::Tensor lm = landmarks.contiguous();
+  const at::Tensor g = grad.contiguous();
+  const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
+  const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
+  const double r2 = radius.has_value() ? (*radius) * (*radius) : -1.0;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "shr_ops_encode_backward_cpu", [&] {
+    using grad_t = scalar_t;
+    if (lm.scalar_type() == at::kDouble) {
+      encode_backward_cpu_impl<grad_t, double>(g.const_data_ptr<grad_t>(), lm.const_data_ptr<double>(), vis_ptr,
+                                               out.mutable_data_ptr<double>(), M, H, W, sigma, r2);
+    } else {
+      encode_backward_cpu_impl<grad_t, float>(g.const_data_ptr<grad_t>(), lm.const_data_ptr<float>(), vis_ptr,
+                                              out.mutable_data_ptr<float>(), M, H, W, static_cast<float>(sigma),
+                                              static_cast<float>(r2));
+    }
+  });
+  return out;
+}
+
+}  // namespace
+}  // namespace shr_ops
+
+TORCH_LIBRARY_IMPL(shr_ops, CPU, m) {
+  m.impl("encode", &shr_ops::encode_cpu);
+  m.impl("encode_backward", &shr_ops::encode_backward_cpu);
+}

@@ -1,0 +1,40 @@
+"""shr_ops: subpixel heatmap encoding and decoding as compiled PyTorch ops (CPU and CUDA).
+
+    heatmaps = shr_ops.encode(landmarks, (64, 64), sigma)            # Tensor[..., K, H, W]
+    coords = shr_ops.decode(heatmaps, window=w, temperature=t)       # Tensor[..., K, 2]
+
+Both are differentiable, traceable by torch.compile, and tested against shr_ops.reference.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+try:
+    from . import _C  # noqa: F401  (loads the kernels; registers torch.ops.shr_ops.*)
+except ImportError as exc:  # pragma: no cover - depends on how the package was installed
+    raise ImportError(
+        "shr_ops._C (the compiled kernels) could not be loaded. Install the package with "
+        "`pip install --no-build-isolation .` and import it from the installed copy, not from the "
+        f"source folder (which holds no compiled _C unless installed with -e). Cause: {exc}"
+    ) from exc
+
+from . import _autograd, _fake, reference  # noqa: E402,F401
+from .ops import decode, encode  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["encode", "decode", "reference", "build_info", "__version__"]
+
+
+def build_info() -> dict:
+    """What the loaded binary was compiled with, and what this process runs.
+
+    Keys: torch (version compiled against), cuda (bool: CUDA kernels compiled in), cuda_version,
+    cuda_archs (nvcc's __CUDA_ARCH_LIST__, e.g. "800,900"), openmp, compiler; plus
+    torch_runtime and cuda_available of this process.
+    """
+    info = json.loads(torch.ops.shr_ops.build_info())
+    info["torch_runtime"] = torch.__version__
+    info["cuda_available"] = torch.cuda.is_available()
+    return info

@@ -1,0 +1,40 @@
+"""Autograd formulas of shr_ops.encode and shr_ops.decode; each backward is an op of its own
+(shr_ops::encode_backward, shr_ops::decode_backward) with CPU and CUDA kernels."""
+from __future__ import annotations
+
+import torch
+
+
+def _encode_setup_context(ctx, inputs, output):
+    landmarks, visible, _height, _width, sigma, radius, _dtype = inputs
+    ctx.save_for_backward(landmarks, visible)
+    ctx.sigma, ctx.radius = sigma, radius
+
+
+def _encode_backward(ctx, grad):
+    landmarks, visible = ctx.saved_tensors
+    grad_landmarks = None
+    if ctx.needs_input_grad[0]:
+        grad_landmarks = torch.ops.shr_ops.encode_backward(grad, landmarks, visible, ctx.sigma, ctx.radius)
+    return grad_landmarks, None, None, None, None, None, None
+
+
+def _decode_setup_context(ctx, inputs, output):
+    heatmaps, window, temperature = inputs
+    _coords, _scores, index = output
+    ctx.save_for_backward(heatmaps, index)
+    ctx.window, ctx.temperature = window, temperature
+
+
+def _decode_backward(ctx, grad_coords, grad_scores, _grad_index):
+    heatmaps, index = ctx.saved_tensors
+    grad_heatmaps = None
+    if ctx.needs_input_grad[0]:
+        grad_heatmaps = torch.ops.shr_ops.decode_backward(
+            grad_coords, grad_scores, heatmaps, index, ctx.window, ctx.temperature
+        )
+    return grad_heatmaps, None, None
+
+
+torch.library.register_autograd("shr_ops::encode", _encode_backward, setup_context=_encode_setup_context)
+torch.library.register_autograd("shr_ops::decode", _decode_backward, setup_context=_decode_setup_context)

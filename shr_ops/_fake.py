@@ -1,0 +1,32 @@
+"""Fake (meta) kernels of every shr_ops op, so torch.compile and FakeTensor tracing know the
+output shapes without running a kernel. Outputs are contiguous, like the real kernels'."""
+from __future__ import annotations
+
+import torch
+
+from .reference import compute_dtype
+
+
+@torch.library.register_fake("shr_ops::encode")
+def _encode_fake(landmarks, visible, height, width, sigma, radius, dtype):
+    return landmarks.new_empty((*landmarks.shape[:-1], height, width), dtype=dtype)
+
+
+@torch.library.register_fake("shr_ops::encode_backward")
+def _encode_backward_fake(grad, landmarks, visible, sigma, radius):
+    return landmarks.new_empty(landmarks.shape)
+
+
+@torch.library.register_fake("shr_ops::decode")
+def _decode_fake(heatmaps, window, temperature):
+    lead = heatmaps.shape[:-2]
+    acc = compute_dtype(heatmaps.dtype)
+    coords = heatmaps.new_empty((*lead, 2), dtype=acc)
+    scores = heatmaps.new_empty(lead, dtype=acc)
+    index = heatmaps.new_empty(lead, dtype=torch.int64)
+    return coords, scores, index
+
+
+@torch.library.register_fake("shr_ops::decode_backward")
+def _decode_backward_fake(grad_coords, grad_scores, heatmaps, index, window, temperature):
+    return heatmaps.new_empty(heatmaps.shape)

@@ -1,0 +1,143 @@
+"""Thin wrappers over torch.ops.shr_ops.*: argument checks with clear messages, and docstrings.
+
+Coordinates (DESIGN.md): a landmark is (x, y) in continuous heatmap pixels; pixel (row i, col j)
+has its centre at x = j, y = i, so a map of width W spans x in [-0.5, W - 0.5]. Nothing is rounded.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _check_tensor(name: str, value, op: str) -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def _check_float_dtype(name: str, dtype: torch.dtype, op: str) -> None:
+    if dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"{op}: {name} must be float32, float64, float16 or bfloat16, got {dtype}")
+
+
+def _check_positive(name: str, value, op: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{op}: {name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def _check_size(size, op: str) -> tuple[int, int]:
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if (
+        not isinstance(size, Sequence)
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in size)
+    ):
+        raise TypeError(f"{op}: size must be an int or a pair of ints (H, W), got {size!r}")
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"{op}: size must be (H, W) with H >= 1 and W >= 1, got {tuple(size)}")
+    return int(size[0]), int(size[1])
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def encode(
+    landmarks: Tensor,
+    size: int | tuple[int, int],
+    sigma: float,
+    *,
+    visible: Tensor | None = None,
+    radius: float | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Render Gaussian heatmaps centred at exact subpixel landmark positions.
+
+    ``H[..., k, i, j] = exp(-((j - x_k)^2 + (i - y_k)^2) / (2 sigma^2))``, evaluated separably
+    (W + H exponentials per map, one product per pixel). Differentiable w.r.t. ``landmarks``.
+
+    Args:
+        landmarks: Tensor[..., K, 2], (x, y) in heatmap pixels, any float dtype. A landmark with a
+            NaN or infinite coordinate is missing: its map is all zero and its gradient is zero.
+            Centres outside the frame are allowed: the map holds the visible tail of the Gaussian.
+        size: (H, W) of the maps, or one int for square maps.
+        sigma: standard deviation in heatmap pixels, > 0.
+        visible: optional Tensor[..., K] bool; False gives an all-zero map (and zero gradient).
+        radius: optional truncation radius in heatmap pixels: zero where the distance to the
+            centre exceeds it (a disc). None renders the untruncated Gaussian.
+        dtype: output dtype (default: landmarks' dtype). float64 is computed in float64,
+            float32/float16/bfloat16 in float32.
+
+    Returns:
+        Tensor[..., K, H, W] of ``dtype``, contiguous, on landmarks' device.
+    """
+    op = "shr_ops.encode"
+    _check_tensor("landmarks", landmarks, op)
+    _check_float_dtype("landmarks", landmarks.dtype, op)
+    if landmarks.dim() < 2 or landmarks.shape[-1] != 2:
+        raise ValueError(f"{op}: landmarks must have shape [..., K, 2], got {tuple(landmarks.shape)}")
+    height, width = _check_size(size, op)
+    sigma = _check_positive("sigma", sigma, op)
+    if radius is not None:
+        radius = _check_positive("radius", radius, op)
+    out_dtype = landmarks.dtype if dtype is None else dtype
+    _check_float_dtype("dtype", out_dtype, op)
+    if visible is not None:
+        _check_tensor("visible", visible, op)
+        if visible.dtype != torch.bool:
+            raise TypeError(f"{op}: visible must be a bool tensor, got {visible.dtype}")
+        if visible.shape != landmarks.shape[:-1]:
+            raise ValueError(
+                f"{op}: visible must have shape landmarks.shape[:-1] = {tuple(landmarks.shape[:-1])} ([..., K]), "
+                f"got {tuple(visible.shape)}"
+            )
+        if visible.device != landmarks.device:
+            raise ValueError(
+                f"{op}: visible must be on landmarks' device ({landmarks.device}), got {visible.device}"
+            )
+    lm = landmarks.to(_compute_dtype(out_dtype))
+    return torch.ops.shr_ops.encode(lm, visible, height, width, sigma, radius, out_dtype)
+
+
+def decode(heatmaps: Tensor, *, window: int, temperature: float, return_scores: bool = False):
+    """Subpixel landmark positions by a local-window soft-argmax around each map's maximum.
+
+    Per map: ``m`` = the first maximum in row-major order (as torch.argmax; a NaN counts as the
+    maximum, so a map holding NaN decodes to NaN, never to a finite position); a ``window x window``
+    box centred on ``m``, clipped to the frame; ``p = softmax(temperature * h)`` over the box;
+    result ``m + sum(p * offset)``. Differentiable w.r.t. ``heatmaps`` (the gradient is non-zero
+    only inside each window; the argmax itself is piecewise constant).
+
+    Args:
+        heatmaps: Tensor[..., K, H, W], float32/float64/float16/bfloat16 (the latter two
+            computed in float32).
+        window: odd box size >= 1 (1 gives the integer argmax).
+        temperature: softmax temperature > 0, applied as ``softmax(temperature * h)``.
+        return_scores: also return the peak value of each map.
+
+    Returns:
+        coords Tensor[..., K, 2] as (x, y) in heatmap pixels, float64 for float64 heatmaps and
+        float32 otherwise; with ``return_scores``, also scores Tensor[..., K] of that dtype.
+    """
+    op = "shr_ops.decode"
+    _check_tensor("heatmaps", heatmaps, op)
+    _check_float_dtype("heatmaps", heatmaps.dtype, op)
+    if heatmaps.dim() < 3:
+        raise ValueError(f"{op}: heatmaps must have shape [..., K, H, W], got {tuple(heatmaps.shape)}")
+    if heatmaps.shape[-1] < 1 or heatmaps.shape[-2] < 1:
+        raise ValueError(f"{op}: heatmaps must have H >= 1 and W >= 1, got {tuple(heatmaps.shape)}")
+    if isinstance(window, bool) or not isinstance(window, int):
+        raise TypeError(f"{op}: window must be an int, got {type(window).__name__}")
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"{op}: window must be an odd integer >= 1, got {window}")
+    temperature = _check_positive("temperature", temperature, op)
+    coords, scores, _ = torch.ops.shr_ops.decode(heatmaps, window, temperature)
+    return (coords, scores) if return_scores else coords

@@ -1,0 +1,87 @@
+"""Pure-PyTorch reference of every shr_ops op: readable, vectorised, and the truth the kernels
+are tested against. Gradients come from autograd through these functions.
+
+Coordinates follow DESIGN.md: pixel (row i, col j) has its centre at x = j, y = i.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The precision a result of `dtype` is computed in: float64 for float64, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def encode(
+    landmarks: Tensor,
+    size: tuple[int, int],
+    sigma: float,
+    *,
+    visible: Tensor | None = None,
+    radius: float | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Gaussian heatmaps at exact subpixel centres: Tensor[..., K, 2] -> Tensor[..., K, H, W].
+
+    H[k, i, j] = exp(-((j - x_k)^2 + (i - y_k)^2) / (2 sigma^2)); zero where the squared distance
+    exceeds radius^2 (when given); all-zero maps for non-finite or invisible landmarks.
+    """
+    height, width = size
+    out_dtype = dtype or landmarks.dtype
+    lm = landmarks.to(compute_dtype(out_dtype))
+    valid = torch.isfinite(lm).all(-1)
+    if visible is not None:
+        valid = valid & visible
+    # Replace missing landmarks before any arithmetic, so no NaN reaches the gradient.
+    lm = torch.where(valid[..., None], lm, torch.zeros_like(lm))
+    xs = torch.arange(width, dtype=lm.dtype, device=lm.device)
+    ys = torch.arange(height, dtype=lm.dtype, device=lm.device)
+    dx2 = (xs - lm[..., 0:1]) ** 2  # [..., K, W]
+    dy2 = (ys - lm[..., 1:2]) ** 2  # [..., K, H]
+    d2 = dy2[..., :, None] + dx2[..., None, :]  # [..., K, H, W]
+    heat = torch.exp(-d2 / (2.0 * sigma * sigma))
+    if radius is not None:
+        heat = torch.where(d2 <= radius * radius, heat, torch.zeros_like(heat))
+    heat = heat * valid[..., None, None]
+    return heat.to(out_dtype)
+
+
+def decode_with_index(heatmaps: Tensor, *, window: int, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Local-window soft-argmax: Tensor[..., K, H, W] -> (coords [..., K, 2], scores [..., K], index [..., K]).
+
+    index = first argmax in row-major order (torch.argmax: NaN counts as the maximum); a
+    window x window box centred on it, clipped to the frame; p = softmax(temperature * h) over
+    the box; coords = argmax position + sum p * offset. scores = the peak value.
+    Computed in float64 (the truth), returned as float64 for float64 input and float32 otherwise.
+    """
+    height, width = heatmaps.shape[-2:]
+    out_dtype = compute_dtype(heatmaps.dtype)
+    hm = heatmaps.to(torch.float64)
+    flat = hm.flatten(-2)
+    index = flat.argmax(-1)
+    mi, mj = index // width, index % width
+    r = min(window // 2, max(height, width))  # offsets beyond the frame are masked anyway
+    off = torch.arange(-r, r + 1, device=hm.device)
+    rows = mi[..., None] + off  # [..., K, n]
+    cols = mj[..., None] + off
+    inside = ((rows >= 0) & (rows < height))[..., :, None] & ((cols >= 0) & (cols < width))[..., None, :]
+    flat_idx = rows.clamp(0, height - 1)[..., :, None] * width + cols.clamp(0, width - 1)[..., None, :]
+    vals = flat.gather(-1, flat_idx.flatten(-2))  # [..., K, n * n]
+    logits = (temperature * vals).masked_fill(~inside.flatten(-2), float("-inf"))
+    p = torch.softmax(logits, dim=-1)
+    n = off.numel()
+    off_f = off.to(hm.dtype)
+    dx = off_f[None, :].expand(n, n).flatten()
+    dy = off_f[:, None].expand(n, n).flatten()
+    x = mj.to(hm.dtype) + (p * dx).sum(-1)
+    y = mi.to(hm.dtype) + (p * dy).sum(-1)
+    scores = flat.gather(-1, index[..., None]).squeeze(-1)
+    return torch.stack([x, y], dim=-1).to(out_dtype), scores.to(out_dtype), index
+
+
+def decode(heatmaps: Tensor, *, window: int, temperature: float, return_scores: bool = False):
+    """Reference of shr_ops.decode: coords Tensor[..., K, 2] (and scores Tensor[..., K])."""
+    coords, scores, _ = decode_with_index(heatmaps, window=window, temperature=temperature)
+    return (coords, scores) if return_scores else coords
