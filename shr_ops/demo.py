@@ -2,7 +2,7 @@
 landmarks, the error it leaves, and the speed of the compiled ops against the pure-PyTorch
 reference in the same run.
 
-    python -m shr_ops.demo [--device cpu|cuda] [--batch 32] [--points 68] [--size 64]
+    shr-demo [--device cpu|cuda] [--batch 32] [--points 68] [--size 64]
 """
 from __future__ import annotations
 
