@@ -26,7 +26,7 @@ def rows(path: str):
     yield "| group | op | median | / fill | / alloc+fill | / read | / reference | / compiled reference |"
     yield "|---|---|---|---|---|---|---|---|"
     for group, t in groups.items():
-        for op in ("encode", "decode", "encode_backward", "decode_backward"):
+        for op in ("encode", "decode", "decode_default", "encode_backward", "decode_backward"):
             if op not in t:
                 continue
             ref = t.get(f"ref_{op}")

@@ -6,7 +6,8 @@ Each group is one (device, shape); inside it:
                      large fresh allocation is page-faulted in on first touch, which costs more than
                      the write itself; every op that returns a new tensor pays it)
   read               heatmaps.sum() (the read limit, baseline of the backward passes)
-  encode / decode    the compiled ops (shr_ops.encode / shr_ops.decode)
+  encode / decode    the compiled ops (decode without its pre-filter: blur=None)
+  decode_default     shr_ops.decode with its defaults (Gaussian pre-filter, then the kernel)
   ref_*              shr_ops.reference (eager PyTorch)
   compiled_ref_*     torch.compile of the reference (CUDA only: its CPU compile takes minutes)
   *_backward         the backward ops on their own
@@ -23,9 +24,10 @@ from shr_ops import reference
 CUDA = torch.cuda.is_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU"))]
 SHAPES = [(1, 68, 64), (32, 68, 64), (256, 98, 64)]
-SIGMA, WINDOW, TEMPERATURE = 2.0, 5, 12.0
+SIGMA, WINDOW, TEMPERATURE = 2.0, 9, 40.0
 IMPLS = [
-    "fill", "alloc_fill", "read", "encode", "ref_encode", "compiled_ref_encode", "decode", "ref_decode", "compiled_ref_decode",
+    "fill", "alloc_fill", "read", "encode", "ref_encode", "compiled_ref_encode", "decode", "decode_default", "ref_decode",
+    "compiled_ref_decode",
     "encode_backward", "decode_backward",
 ]
 
@@ -61,12 +63,14 @@ def _make(impl, d, s):
         fn = torch.compile(reference.encode, fullgraph=True)
         return lambda: fn(d["lm"], (s, s), SIGMA)
     if impl == "decode":
-        return lambda: shr_ops.decode(d["heat"], window=WINDOW, temperature=TEMPERATURE)
+        return lambda: shr_ops.decode(d["heat"], window=WINDOW, temperature=TEMPERATURE, blur=None)
+    if impl == "decode_default":
+        return lambda: shr_ops.decode(d["heat"])
     if impl == "ref_decode":
-        return lambda: reference.decode(d["heat"], window=WINDOW, temperature=TEMPERATURE)
+        return lambda: reference.decode(d["heat"], window=WINDOW, temperature=TEMPERATURE, blur=None)
     if impl == "compiled_ref_decode":
         fn = torch.compile(reference.decode, fullgraph=True)
-        return lambda: fn(d["heat"], window=WINDOW, temperature=TEMPERATURE)
+        return lambda: fn(d["heat"], window=WINDOW, temperature=TEMPERATURE, blur=None)
     if impl == "encode_backward":
         return lambda: torch.ops.shr_ops.encode_backward(d["grad"], d["lm"], None, SIGMA, None)
     if impl == "decode_backward":

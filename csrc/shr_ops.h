@@ -6,11 +6,13 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/macros/Macros.h>
 #include <c10/util/Optional.h>
 
 #include <cmath>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 namespace shr_ops {
@@ -96,6 +98,16 @@ inline std::vector<int64_t> leading_with(at::IntArrayRef sizes, int64_t drop, st
   std::vector<int64_t> out(sizes.begin(), sizes.end() - drop);
   out.insert(out.end(), tail.begin(), tail.end());
   return out;
+}
+
+// decode's outputs for heatmaps [..., H, W]: coords [..., 2] and scores [...] in the compute
+// dtype (float64 for float64, else float32), index [...] int64.
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_decode_outputs(const at::Tensor& heatmaps) {
+  const auto acc_type = heatmaps.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const auto sizes = heatmaps.sizes();
+  return {at::empty(leading_with(sizes, 2, {2}), heatmaps.options().dtype(acc_type)),
+          at::empty(leading_with(sizes, 2, {}), heatmaps.options().dtype(acc_type)),
+          at::empty(leading_with(sizes, 2, {}), heatmaps.options().dtype(at::kLong))};
 }
 
 // ---------------------------------------------------------------- math helpers

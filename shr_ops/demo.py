@@ -12,7 +12,7 @@ import time
 import torch
 
 import shr_ops
-from shr_ops import reference
+from shr_ops import codecs, reference
 
 
 def _time(fn, repeats: int, device: torch.device) -> float:
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--points", type=int, default=68)
     parser.add_argument("--size", type=int, default=64, help="heatmap side in pixels")
-    parser.add_argument("--sigma", type=float, default=2.0)
+    parser.add_argument("--sigma", type=float, default=shr_ops.defaults.DEFAULT_SIGMA)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
@@ -50,24 +50,25 @@ def main(argv=None) -> int:
     n = args.size
     # Continuous landmarks at least 4 px inside the frame, in heatmap pixels (DESIGN.md convention).
     lm = (4 + torch.rand(args.batch, args.points, 2, generator=g, dtype=torch.float64) * (n - 9)).to(device)
-    heat = shr_ops.encode(lm, (n, n), args.sigma)
 
-    print(f"\nRound trip on clean maps: B={args.batch} K={args.points} {n}x{n}, sigma={args.sigma}")
-    print("| decoder | mean error (heatmap px) | max error | mean error at 256 px input (px) |")
+    print(f"\nRound trip on clean maps: B={args.batch} K={args.points} {n}x{n}, sigma={args.sigma} "
+          "(each codec's own encoder and decoder; shr_ops.codecs)")
+    print("| codec | mean error (heatmap px) | max error | mean error at 256 px input (px) |")
     print("|---|---|---|---|")
-    rows = [("argmax (integer)", 1, 1.0)] + [(f"SHR window={w} temperature={t}", w, t) for w, t in
-                                             [(3, 20.0), (5, 12.0), (7, 8.0)]]
-    for name, window, temperature in rows:
-        err = (shr_ops.decode(heat, window=window, temperature=temperature) - lm).norm(dim=-1)
-        stride = 256 / n
+    stride = 256 / n
+    for name in codecs.CODEC_TABLE:
+        codec = codecs.get_codec(name, args.sigma)
+        err = (codec.decode(codec.encode(lm, (n, n))) - lm).norm(dim=-1)
         print(f"| {name} | {err.mean().item():.4f} | {err.max().item():.4f} | {err.mean().item() * stride:.4f} |")
 
     lm32 = lm.float()
     heat32 = shr_ops.encode(lm32, (n, n), args.sigma)
     cases = [
         ("encode", lambda: shr_ops.encode(lm32, (n, n), args.sigma), lambda: reference.encode(lm32, (n, n), args.sigma)),
-        ("decode", lambda: shr_ops.decode(heat32, window=5, temperature=12.0),
-         lambda: reference.decode(heat32, window=5, temperature=12.0)),
+        ("decode (kernel, blur=None)", lambda: shr_ops.decode(heat32, blur=None),
+         lambda: reference.decode(heat32, blur=None)),
+        ("decode (defaults, with the blur pre-filter)", lambda: shr_ops.decode(heat32),
+         lambda: reference.decode(heat32)),
     ]
     print(f"\nSpeed-up of the compiled ops over the pure-PyTorch reference, float32, median of {args.repeats}"
           " (same run):")

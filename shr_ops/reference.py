@@ -8,10 +8,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW
+from .filters import gaussian_blur
+
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The precision a result of `dtype` is computed in: float64 for float64, float32 otherwise."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def split_missing(landmarks: Tensor, visible: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(landmarks with the missing ones replaced by 0, valid mask Tensor[..., K]). A landmark is
+    missing when a coordinate is NaN or infinite, or `visible` says False. Replacing them before
+    any arithmetic keeps NaN out of the gradient of the masked result."""
+    valid = torch.isfinite(landmarks).all(-1)
+    if visible is not None:
+        valid = valid & visible
+    return torch.where(valid[..., None], landmarks, torch.zeros_like(landmarks)), valid
 
 
 def encode(
@@ -30,12 +43,7 @@ def encode(
     """
     height, width = size
     out_dtype = dtype or landmarks.dtype
-    lm = landmarks.to(compute_dtype(out_dtype))
-    valid = torch.isfinite(lm).all(-1)
-    if visible is not None:
-        valid = valid & visible
-    # Replace missing landmarks before any arithmetic, so no NaN reaches the gradient.
-    lm = torch.where(valid[..., None], lm, torch.zeros_like(lm))
+    lm, valid = split_missing(landmarks.to(compute_dtype(out_dtype)), visible)
     xs = torch.arange(width, dtype=lm.dtype, device=lm.device)
     ys = torch.arange(height, dtype=lm.dtype, device=lm.device)
     dx2 = (xs - lm[..., 0:1]) ** 2  # [..., K, W]
@@ -81,7 +89,10 @@ def decode_with_index(heatmaps: Tensor, *, window: int, temperature: float) -> t
     return torch.stack([x, y], dim=-1).to(out_dtype), scores.to(out_dtype), index
 
 
-def decode(heatmaps: Tensor, *, window: int, temperature: float, return_scores: bool = False):
+def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
+           blur: float | None = DEFAULT_BLUR, return_scores: bool = False):
     """Reference of shr_ops.decode: coords Tensor[..., K, 2] (and scores Tensor[..., K])."""
+    if blur is not None:
+        heatmaps = gaussian_blur(heatmaps.to(torch.float64), blur).to(compute_dtype(heatmaps.dtype))
     coords, scores, _ = decode_with_index(heatmaps, window=window, temperature=temperature)
     return (coords, scores) if return_scores else coords

@@ -35,8 +35,8 @@ def test_decode_matches_reference(device, dtype, size, window, temperature):
 
 def test_decode_wrapper_returns(device):
     h = noisy_maps((3, 4), (16, 16), torch.float32, device)
-    c = shr_ops.decode(h, window=5, temperature=4.0)
-    c2, s = shr_ops.decode(h, window=5, temperature=4.0, return_scores=True)
+    c = shr_ops.decode(h, window=5, temperature=4.0, blur=None)
+    c2, s = shr_ops.decode(h, window=5, temperature=4.0, blur=None, return_scores=True)
     assert torch.equal(c, c2) and s.shape == (3, 4)
     torch.testing.assert_close(s, h.flatten(-2).max(-1).values, atol=0, rtol=0)
 
@@ -52,7 +52,7 @@ def test_decode_by_hand(device):
     w_peak, w_left = math.exp(t), math.exp(t / 2)
     total = w_peak + w_left + 7.0
     x = 3 + (-w_left - 2.0 + 3.0) / total
-    c = shr_ops.decode(h[None], window=3, temperature=t)
+    c = shr_ops.decode(h[None], window=3, temperature=t, blur=None)
     assert c[0, 0, 0].item() == pytest.approx(x, abs=1e-12)
     assert c[0, 0, 1].item() == pytest.approx(2.0, abs=1e-12)
 
@@ -66,9 +66,9 @@ def test_decode_first_maximum_and_border_clipping(device):
     # A peak in the corner: the window is clipped to the frame, so the result is pulled inward.
     g = torch.zeros(1, 1, 6, 6, device=device)
     g[0, 0, 0, 0] = 1.0
-    c = shr_ops.decode(g, window=5, temperature=1.0)
+    c = shr_ops.decode(g, window=5, temperature=1.0, blur=None)
     assert 0 < c[0, 0, 0].item() < 1 and 0 < c[0, 0, 1].item() < 1
-    torch.testing.assert_close(c, reference.decode(g, window=5, temperature=1.0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(c, reference.decode(g, window=5, temperature=1.0, blur=None), atol=1e-6, rtol=0)
 
 
 def test_decode_integer_centres_are_exact(device):
@@ -76,7 +76,7 @@ def test_decode_integer_centres_are_exact(device):
     lm = torch.tensor([[[10.0, 7.0], [30.0, 40.0], [3.0, 60.0]]], device=device)
     h = shr_ops.encode(lm, (64, 64), 1.5)
     for window, t in [(3, 1.0), (5, 7.0), (7, 50.0)]:
-        torch.testing.assert_close(shr_ops.decode(h, window=window, temperature=t), lm, atol=1e-5, rtol=0)
+        torch.testing.assert_close(shr_ops.decode(h, window=window, temperature=t, blur=None), lm, atol=1e-5, rtol=0)
 
 
 def test_decode_nan_map_gives_nan(device):
@@ -99,7 +99,7 @@ def test_decode_backward_matches_reference(device, dtype, window):
     grads = []
     for fn in (shr_ops.decode, reference.decode):
         x = h.clone().requires_grad_()
-        c, s = fn(x, window=window, temperature=3.0, return_scores=True)
+        c, s = fn(x, window=window, temperature=3.0, blur=None, return_scores=True)
         ((c * wc).sum() + (s * ws).sum()).backward()
         grads.append(x.grad)
     assert grads[0].dtype == dtype
@@ -118,16 +118,23 @@ def test_decode_backward_matches_reference(device, dtype, window):
 def test_decode_gradcheck(device, window):
     h = torch.rand(2, 3, 7, 6, dtype=torch.float64, device=device, generator=None).requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda x: shr_ops.decode(x, window=window, temperature=2.0, return_scores=True), (h,), eps=1e-6, atol=1e-7
+        lambda x: shr_ops.decode(x, window=window, temperature=2.0, blur=None, return_scores=True), (h,), eps=1e-6, atol=1e-7
     )
+
+
+def test_decode_defaults_gradcheck(device):
+    # The default decoder (Gaussian pre-filter + kernel) end to end.
+    h = (shr_ops.encode(torch.tensor([[[5.3, 6.6], [2.2, 8.1]]], dtype=torch.float64, device=device), (12, 11))
+         + 0.01 * torch.rand(1, 2, 12, 11, dtype=torch.float64, device=device)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: shr_ops.decode(x), (h,), eps=1e-6, atol=1e-7)
 
 
 def test_decode_non_contiguous_and_empty(device):
     base = noisy_maps((4, 3), (16, 20), torch.float32, device)
     h = base.transpose(-1, -2)  # [4, 3, 20, 16], non-contiguous
     assert not h.is_contiguous()
-    torch.testing.assert_close(shr_ops.decode(h, window=5, temperature=3.0),
-                               reference.decode(h, window=5, temperature=3.0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(shr_ops.decode(h, window=5, temperature=3.0, blur=None),
+                               reference.decode(h, window=5, temperature=3.0, blur=None), atol=1e-5, rtol=0)
     empty = torch.zeros(0, 68, 64, 64, device=device)
     c, s = shr_ops.decode(empty, window=5, temperature=3.0, return_scores=True)
     assert c.shape == (0, 68, 2) and s.shape == (0, 68)

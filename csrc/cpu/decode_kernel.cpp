@@ -122,10 +122,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cpu(const at::Tensor& heat
   check_decode_args(heatmaps, window, temperature);
   TORCH_CHECK(heatmaps.device().is_cpu(), "shr_ops.decode: CPU kernel got heatmaps on ", heatmaps.device());
   const int64_t H = heatmaps.size(-2), W = heatmaps.size(-1);
-  const auto acc_type = heatmaps.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor coords = at::empty(leading_with(heatmaps.sizes(), 2, {2}), heatmaps.options().dtype(acc_type));
-  at::Tensor scores = at::empty(leading_with(heatmaps.sizes(), 2, {}), heatmaps.options().dtype(acc_type));
-  at::Tensor index = at::empty(leading_with(heatmaps.sizes(), 2, {}), heatmaps.options().dtype(at::kLong));
+  at::Tensor coords, scores, index;
+  std::tie(coords, scores, index) = empty_decode_outputs(heatmaps);
   const int64_t M = index.numel();
   if (M == 0) return {coords, scores, index};
   const at::Tensor hm = heatmaps.contiguous();

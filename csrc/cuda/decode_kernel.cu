@@ -144,10 +144,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
   TORCH_CHECK(heatmaps.is_cuda(), op, ": CUDA kernel got heatmaps on ", heatmaps.device());
   c10::cuda::CUDAGuard guard(heatmaps.device());
   const int64_t H = heatmaps.size(-2), W = heatmaps.size(-1);
-  const auto acc_type = heatmaps.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor coords = at::empty(leading_with(heatmaps.sizes(), 2, {2}), heatmaps.options().dtype(acc_type));
-  at::Tensor scores = at::empty(leading_with(heatmaps.sizes(), 2, {}), heatmaps.options().dtype(acc_type));
-  at::Tensor index = at::empty(leading_with(heatmaps.sizes(), 2, {}), heatmaps.options().dtype(at::kLong));
+  at::Tensor coords, scores, index;
+  std::tie(coords, scores, index) = empty_decode_outputs(heatmaps);
   const int64_t M = index.numel();
   if (M == 0) return {coords, scores, index};
   const unsigned int grid = grid_for_maps(M, H * W, op);

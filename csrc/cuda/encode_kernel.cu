@@ -15,15 +15,19 @@ namespace {
 
 // Shared layout: e_x[W], e_y[H], d_x[W], d_y[H] (signed distances j - x, i - y).
 template <typename acc_t>
+struct AxesView {
+  acc_t *ex, *ey, *dx, *dy;
+  __device__ AxesView(acc_t* smem, int H, int W) : ex(smem), ey(smem + W), dx(smem + W + H), dy(smem + 2 * W + H) {}
+};
+
+template <typename acc_t>
 __device__ inline bool fill_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
                                  acc_t* smem) {
   const acc_t x = lm[2 * m], y = lm[2 * m + 1];
   const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || vis[m]);
   if (valid) {
-    acc_t* ex = smem;
-    acc_t* ey = ex + W;
-    acc_t* dx = ey + H;
-    acc_t* dy = dx + W;
+    const AxesView<acc_t> a(smem, H, W);
+    acc_t *ex = a.ex, *ey = a.ey, *dx = a.dx, *dy = a.dy;
     for (int j = threadIdx.x; j < W; j += blockDim.x) {
       const acc_t d = static_cast<acc_t>(j) - x;
       dx[j] = d;
@@ -51,14 +55,11 @@ __global__ void encode_kernel(const acc_t* __restrict__ lm, const bool* __restri
     for (int p = threadIdx.x; p < HW; p += blockDim.x) o[p] = out_t(0);
     return;
   }
-  const acc_t* ex = smem;
-  const acc_t* ey = ex + W;
-  const acc_t* dx = ey + H;
-  const acc_t* dy = dx + W;
+  const AxesView<acc_t> a(smem, H, W);
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {
     const int i = p / W, j = p - i * W;
-    acc_t v = ey[i] * ex[j];
-    if (r2 >= 0 && dx[j] * dx[j] + dy[i] * dy[i] > r2) v = acc_t(0);
+    acc_t v = a.ey[i] * a.ex[j];
+    if (r2 >= 0 && a.dx[j] * a.dx[j] + a.dy[i] * a.dy[i] > r2) v = acc_t(0);
     o[p] = static_cast<out_t>(v);
   }
 }
@@ -76,16 +77,13 @@ __global__ void encode_backward_kernel(const grad_t* __restrict__ g, const acc_t
   const bool valid = fill_axes(lm, vis, m, H, W, neg_inv_2s2, smem);
   acc_t s[2] = {acc_t(0), acc_t(0)};
   if (valid) {
-    const acc_t* ex = smem;
-    const acc_t* ey = ex + W;
-    const acc_t* dx = ey + H;
-    const acc_t* dy = dx + W;
+    const AxesView<acc_t> a(smem, H, W);
     for (int p = threadIdx.x; p < HW; p += blockDim.x) {
       const int i = p / W, j = p - i * W;
-      if (r2 >= 0 && dx[j] * dx[j] + dy[i] * dy[i] > r2) continue;
-      const acc_t gh = static_cast<acc_t>(gm[p]) * ey[i] * ex[j];
-      s[0] += gh * dx[j];
-      s[1] += gh * dy[i];
+      if (r2 >= 0 && a.dx[j] * a.dx[j] + a.dy[i] * a.dy[i] > r2) continue;
+      const acc_t gh = static_cast<acc_t>(gm[p]) * a.ey[i] * a.ex[j];
+      s[0] += gh * a.dx[j];
+      s[1] += gh * a.dy[i];
     }
   }
   block_sum<acc_t, 2>(s, scratch);
