@@ -135,7 +135,9 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
             (window 9, temperature 40, blur 2, for sigma 2 targets) come from the codec study
             (shr_ops/defaults.py, docs/codec_study.md): 0.0026 px mean error on clean 64x64 maps,
             0.0504 px with N(0, 0.05^2) noise, 0.0525 px on network-like maps, against 0.0036 /
-            0.1186 / 0.0939 px for the best setting without the pre-filter.
+            0.1186 / 0.0939 px for the best setting without the pre-filter. Within about 3 px of
+            the frame edge the clipped window and the pre-filter's zero border pull the estimate
+            inward, as they do for DARK and UDP (docs/codec_study.md, "Near the frame edge").
         return_scores: also return the peak value of each (pre-filtered) map.
 
     Returns:
