@@ -1,0 +1,121 @@
+"""Data pipeline: continuous affine crops from a face box, augmentation, and the synthetic
+face dataset. Coordinates follow DESIGN.md (pixel centres at integers); images and landmarks go
+through the same 2x3 matrix (cv2.warpAffine uses the same convention), and nothing is rounded.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import synthetic
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """[..., 2] points through a 2x3 affine matrix."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 2x3 affine matrix, as a 2x3 matrix."""
+    full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+    return np.linalg.inv(full)[:2]
+
+
+def box_from_landmarks(points: np.ndarray) -> np.ndarray:
+    """[x0, y0, x1, y1]: the landmarks' extent (the usual face box of landmark benchmarks)."""
+    return np.concatenate([points.min(0), points.max(0)])
+
+
+def crop_matrix(box: np.ndarray, size: int, *, enlarge: float = 1.3, scale: float = 1.0, rotation_deg: float = 0.0,
+                shift=(0.0, 0.0), flip: bool = False) -> np.ndarray:
+    """2x3 matrix mapping image coordinates to a size x size crop around `box`.
+
+    The crop covers a square of side max(w, h) * enlarge / scale centred on the box centre
+    (moved by `shift`, in fractions of that side), rotated by `rotation_deg` about the centre;
+    its edges map to the crop's edges (-0.5 and size - 0.5), so pixel centres stay centres.
+    `flip` mirrors the crop horizontally (x -> size - 1 - x); landmark identities must then be
+    permuted (synthetic.FLIP_PERMUTATION).
+    """
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0) * enlarge / scale
+    cx = (x0 + x1) / 2 + shift[0] * side
+    cy = (y0 + y1) / 2 + shift[1] * side
+    k = size / side
+    a = math.radians(rotation_deg)
+    ca, sa = math.cos(a) * k, math.sin(a) * k
+    mid = (size - 1) / 2.0
+    m = np.array([[ca, sa, mid - ca * cx - sa * cy], [-sa, ca, mid + sa * cx - ca * cy]])
+    if flip:
+        m = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([m, [0.0, 0.0, 1.0]])
+    return m
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+@dataclass(frozen=True)
+class Augment:
+    scale: tuple = (0.9, 1.1)
+    rotation_deg: float = 20.0
+    shift: float = 0.05
+    flip_prob: float = 0.5
+    colour: float = 0.2  # brightness / contrast / per-channel gain spread
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        return dict(scale=rng.uniform(*self.scale), rotation_deg=rng.uniform(-self.rotation_deg, self.rotation_deg),
+                    shift=tuple(rng.uniform(-self.shift, self.shift, 2)), flip=bool(rng.random() < self.flip_prob))
+
+
+def to_tensor(image_bgr: np.ndarray) -> torch.Tensor:
+    """uint8 BGR [H, W, 3] -> float32 RGB [3, H, W] in [0, 1]."""
+    rgb = np.ascontiguousarray(image_bgr[..., ::-1])
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+
+
+def sample_seed(base: int, index: int) -> int:
+    """A 63-bit seed for item `index` of a dataset seeded with `base` (independent streams)."""
+    return int(np.random.SeedSequence([base, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class SyntheticFaces(Dataset):
+    """Synthetic 68-point faces, cropped from the landmark box to `crop` x `crop`.
+
+    Item i is a function of (seed, i) alone. Returns dict(image Tensor[3, crop, crop] float32
+    RGB in [0, 1], landmarks Tensor[68, 2] float64 in crop pixels, matrix Tensor[2, 3] float64
+    image -> crop, original Tensor[68, 2] float64 in the rendered image's pixels).
+    """
+
+    def __init__(self, length: int, *, seed: int = 0, crop: int = 256, render_size: int = 256,
+                 augment: Augment | None = None, synth: synthetic.SynthConfig | None = None):
+        self.length, self.seed, self.crop, self.augment = length, seed, crop, augment
+        self.synth = synth or synthetic.SynthConfig(size=render_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} items")
+        s = sample_seed(self.seed, index)
+        image, points = synthetic.render_face(s, self.synth)
+        rng = np.random.default_rng(s ^ 0x5EED)
+        params = self.augment.sample(rng) if self.augment else {}
+        matrix = crop_matrix(box_from_landmarks(points), self.crop, **params)
+        crop = warp(image, matrix, self.crop)
+        lm = apply_affine(points, matrix)
+        if params.get("flip"):
+            lm = lm[synthetic.FLIP_PERMUTATION]
+        tensor = to_tensor(crop)
+        if self.augment and self.augment.colour > 0:
+            c = self.augment.colour
+            gain = torch.from_numpy(rng.uniform(1 - c, 1 + c, (3, 1, 1))).float()
+            tensor = ((tensor - 0.5) * rng.uniform(1 - c, 1 + c) + 0.5 + rng.uniform(-c, c) / 2) * gain
+            tensor = tensor.clamp_(0.0, 1.0)
+        return dict(image=tensor, landmarks=torch.from_numpy(lm), matrix=torch.from_numpy(matrix),
+                    original=torch.from_numpy(points))
