@@ -57,3 +57,28 @@ def test_cli_train_and_eval(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "| shr |" in text and "| hrnet |" in text and "| mean shape |" in text
     assert (tmp_path / "ced.png").stat().st_size > 5000
+
+
+def test_cli_predict_writes_json_pts_overlay(tmp_path, capsys):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from shr_fan import synthetic
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--crop", "64", "--steps", "1", "--batch-size", "2", "--workers", "0", "--out", str(out),
+                     "--device", "cpu"]) == 0
+    image, pts = synthetic.render_face(7)
+    cv2.imwrite(str(tmp_path / "face.png"), image)
+    box = [float(v) for v in np.concatenate([pts.min(0), pts.max(0)])]
+    assert cli.main(["predict", str(tmp_path / "face.png"), "--checkpoint", str(out / "checkpoint.pt"), "--box",
+                     *map(str, box), "--out", str(tmp_path / "pred"), "--device", "cpu"]) == 0
+    record = json.loads((tmp_path / "pred" / "face.json").read_text())
+    lm = np.array(record["landmarks"])
+    assert lm.shape == (68, 2) and np.isfinite(lm).all() and record["box"] == box
+    lines = (tmp_path / "pred" / "face.pts").read_text().splitlines()
+    assert lines[:3] == ["version: 1", "n_points: 68", "{"] and lines[-1] == "}"
+    np.testing.assert_allclose(np.array([[float(v) for v in l.split()] for l in lines[3:-1]]) - 1.0, lm)
+    assert cv2.imread(str(tmp_path / "pred" / "face.overlay.png")).shape == image.shape

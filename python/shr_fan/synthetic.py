@@ -258,3 +258,20 @@ def render_face(seed: int, cfg: SynthConfig = SynthConfig()) -> tuple[np.ndarray
     _face(canvas, pts, depth, rng, yaw, width_px)
     image = _finish(canvas.result(), rng, cfg, pts)
     return image, pts
+
+
+def sample_grid(n: int = 16, seed: int = 0, cols: int = 4, cfg: SynthConfig = SynthConfig()) -> np.ndarray:
+    """A grid of n rendered faces with their 68 landmarks drawn (green; at subpixel positions)."""
+    tiles = []
+    for i in range(n):
+        img, pts = render_face(seed + i, cfg)
+        img = img.copy()
+        scale = 1 << SHIFT
+        for x, y in pts:
+            cv2.circle(img, (int(np.rint(x * scale)), int(np.rint(y * scale))), int(1.5 * scale), (0, 255, 0), -1,
+                       cv2.LINE_AA, SHIFT)
+        tiles.append(img)
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[r * cols:(r + 1) * cols], axis=1) for r in range(len(tiles) // cols)]
+    return np.concatenate(rows, axis=0)
