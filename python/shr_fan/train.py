@@ -140,7 +140,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.preset}/{cfg.codec}", leave=False)
+            # disable=None: no bar when stderr is not a terminal (CI logs), a summary line is printed anyway
+            bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.preset}/{cfg.codec}", leave=False,
+                       disable=None)
         except ImportError:
             bar = None
     model.train()
