@@ -4,6 +4,8 @@
     coords = shr_ops.decode(heatmaps, window=w, temperature=t)       # Tensor[..., K, 2]
 
 Both are differentiable, traceable by torch.compile, and tested against shr_ops.reference.
+Public modules: codecs (baseline codecs), coords (image <-> heatmap maps), filters (Gaussian
+pre-filter), defaults (SHR's defaults and the study figures behind them).
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
     ) from exc
 
 from . import _autograd, _fake, reference  # noqa: E402,F401
+from . import codecs, coords, defaults, filters  # noqa: E402,F401
 from .ops import decode, encode  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["encode", "decode", "reference", "build_info", "__version__"]
+__all__ = ["encode", "decode", "reference", "codecs", "coords", "defaults", "filters", "build_info", "__version__"]
 
 
 def build_info() -> dict:
