@@ -64,48 +64,32 @@ def _render(centres: Tensor, size: tuple[int, int], sigma: float, visible: Tenso
     return heat.to(out_dtype)
 
 
-def _check_encoder_args(landmarks, size, sigma, visible, op):
-    ops._check_tensor("landmarks", landmarks, op)
-    ops._check_float_dtype("landmarks", landmarks.dtype, op)
-    if landmarks.dim() < 2 or landmarks.shape[-1] != 2:
-        raise ValueError(f"{op}: landmarks must have shape [..., K, 2], got {tuple(landmarks.shape)}")
-    size = ops._check_size(size, op)
-    sigma = ops._check_positive("sigma", sigma, op)
-    if visible is not None and (visible.dtype != torch.bool or visible.shape != landmarks.shape[:-1]):
-        raise ValueError(f"{op}: visible must be a bool tensor of shape landmarks.shape[:-1], got "
-                         f"{visible.dtype} {tuple(visible.shape)}")
-    return size, sigma
-
-
 def encode_rounded(landmarks: Tensor, size, sigma: float, *, visible: Tensor | None = None) -> Tensor:
     """Gaussian at ``floor(x + 0.5)``, 3-sigma square (MSRA/HRNet). Tensor[..., K, 2] -> [..., K, H, W]."""
-    size, sigma = _check_encoder_args(landmarks, size, sigma, visible, "encode_rounded")
+    size, sigma = ops.check_landmarks(landmarks, size, sigma, visible, "encode_rounded")
     centres = torch.floor(landmarks + 0.5)
     return _render(centres, size, sigma, visible, centres, landmarks.dtype)
 
 
 def encode_floored(landmarks: Tensor, size, sigma: float, *, visible: Tensor | None = None) -> Tensor:
     """Gaussian at ``floor(x)``, 3-sigma square (face-alignment). Tensor[..., K, 2] -> [..., K, H, W]."""
-    size, sigma = _check_encoder_args(landmarks, size, sigma, visible, "encode_floored")
+    size, sigma = ops.check_landmarks(landmarks, size, sigma, visible, "encode_floored")
     centres = torch.floor(landmarks)
     return _render(centres, size, sigma, visible, centres, landmarks.dtype)
 
 
 def encode_udp(landmarks: Tensor, size, sigma: float, *, visible: Tensor | None = None) -> Tensor:
     """Gaussian at the exact centre, 3-sigma square around the rounded centre (UDP)."""
-    size, sigma = _check_encoder_args(landmarks, size, sigma, visible, "encode_udp")
+    size, sigma = ops.check_landmarks(landmarks, size, sigma, visible, "encode_udp")
     return _render(landmarks, size, sigma, visible, torch.floor(landmarks + 0.5), landmarks.dtype)
 
 
 # ------------------------------------------------------------------------------------ decoders
 
 
-def _check_heatmaps(heatmaps, op) -> Tensor:
-    ops._check_tensor("heatmaps", heatmaps, op)
-    ops._check_float_dtype("heatmaps", heatmaps.dtype, op)
-    if heatmaps.dim() < 3 or heatmaps.shape[-1] < 1 or heatmaps.shape[-2] < 1:
-        raise ValueError(f"{op}: heatmaps must have shape [..., K, H, W] with H, W >= 1, got "
-                         f"{tuple(heatmaps.shape)}")
+def _checked_heatmaps(heatmaps, op) -> Tensor:
+    """The heatmaps, checked as shr_ops.decode checks them, in their compute dtype."""
+    ops.check_heatmaps(heatmaps, op)
     return heatmaps.to(compute_dtype(heatmaps.dtype))
 
 
@@ -135,7 +119,7 @@ def decode_argmax(heatmaps: Tensor) -> Tensor:
 
 def decode_quarter(heatmaps: Tensor) -> Tensor:
     """Argmax + 0.25 px toward the larger neighbour per axis (HRNet). [..., K, H, W] -> [..., K, 2]."""
-    h = _check_heatmaps(heatmaps, "decode_quarter")
+    h = _checked_heatmaps(heatmaps, "decode_quarter")
     p = _Peaks(h)
     inside = (p.mj > 1) & (p.mj < p.width - 1) & (p.mi > 1) & (p.mi < p.height - 1)
     dx = torch.sign(p.at(h, 0, 1) - p.at(h, 0, -1)) * 0.25
@@ -172,7 +156,7 @@ def _newton_step(dx, dy, dxx, dxy, dyy):
 
 def decode_dark(heatmaps: Tensor, *, blur_kernel: int = 11) -> Tensor:
     """DARK: blur, log, one Newton step at the argmax. Tensor[..., K, H, W] -> Tensor[..., K, 2]."""
-    h = _check_heatmaps(heatmaps, "decode_dark")
+    h = _checked_heatmaps(heatmaps, "decode_dark")
     p = _Peaks(h)
     L = torch.log(_modulate(h, blur_kernel).clamp_min(1e-10))
     c = p.at(L, 0, 0)
@@ -189,7 +173,7 @@ def decode_dark(heatmaps: Tensor, *, blur_kernel: int = 11) -> Tensor:
 
 def decode_udp(heatmaps: Tensor, *, blur_kernel: int = 11) -> Tensor:
     """UDP's DARK variant (step-1 differences, edge padding). [..., K, H, W] -> [..., K, 2]."""
-    h = _check_heatmaps(heatmaps, "decode_udp")
+    h = _checked_heatmaps(heatmaps, "decode_udp")
     p = _Peaks(h)
     L = torch.log(_modulate(h, blur_kernel).clamp(1e-3, 50.0))
     c = p.at(L, 0, 0)
@@ -204,7 +188,7 @@ def decode_udp(heatmaps: Tensor, *, blur_kernel: int = 11) -> Tensor:
 
 def decode_integral(heatmaps: Tensor, *, beta: float = 1.0) -> Tensor:
     """Global soft-argmax: softmax(beta * h) over the whole map. [..., K, H, W] -> [..., K, 2]."""
-    h = _check_heatmaps(heatmaps, "decode_integral")
+    h = _checked_heatmaps(heatmaps, "decode_integral")
     beta = ops._check_positive("beta", beta, "decode_integral")
     height, width = h.shape[-2:]
     prob = torch.softmax(beta * h.flatten(-2), dim=-1).unflatten(-1, (height, width))

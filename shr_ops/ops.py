@@ -13,6 +13,7 @@ from torch import Tensor
 
 from .defaults import DEFAULT_BLUR, DEFAULT_SIGMA, DEFAULT_TEMPERATURE, DEFAULT_WINDOW
 from .filters import gaussian_blur
+from .reference import compute_dtype
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
@@ -50,8 +51,40 @@ def _check_size(size, op: str) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
+def check_landmarks(landmarks, size, sigma, visible, op: str) -> tuple[tuple[int, int], float]:
+    """The checks every encoder shares: landmarks Tensor[..., K, 2] of a float dtype, size,
+    sigma > 0, and visible (None or a bool Tensor[..., K] on landmarks' device).
+    Returns ((H, W), sigma as float)."""
+    _check_tensor("landmarks", landmarks, op)
+    _check_float_dtype("landmarks", landmarks.dtype, op)
+    if landmarks.dim() < 2 or landmarks.shape[-1] != 2:
+        raise ValueError(f"{op}: landmarks must have shape [..., K, 2], got {tuple(landmarks.shape)}")
+    size = _check_size(size, op)
+    sigma = _check_positive("sigma", sigma, op)
+    if visible is not None:
+        _check_tensor("visible", visible, op)
+        if visible.dtype != torch.bool:
+            raise TypeError(f"{op}: visible must be a bool tensor, got {visible.dtype}")
+        if visible.shape != landmarks.shape[:-1]:
+            raise ValueError(
+                f"{op}: visible must have shape landmarks.shape[:-1] = {tuple(landmarks.shape[:-1])} ([..., K]), "
+                f"got {tuple(visible.shape)}"
+            )
+        if visible.device != landmarks.device:
+            raise ValueError(
+                f"{op}: visible must be on landmarks' device ({landmarks.device}), got {visible.device}"
+            )
+    return size, sigma
+
+
+def check_heatmaps(heatmaps, op: str) -> None:
+    """The checks every decoder shares: heatmaps Tensor[..., K, H, W] of a float dtype, H, W >= 1."""
+    _check_tensor("heatmaps", heatmaps, op)
+    _check_float_dtype("heatmaps", heatmaps.dtype, op)
+    if heatmaps.dim() < 3:
+        raise ValueError(f"{op}: heatmaps must have shape [..., K, H, W], got {tuple(heatmaps.shape)}")
+    if heatmaps.shape[-1] < 1 or heatmaps.shape[-2] < 1:
+        raise ValueError(f"{op}: heatmaps must have H >= 1 and W >= 1, got {tuple(heatmaps.shape)}")
 
 
 def encode(
@@ -86,30 +119,12 @@ def encode(
         Tensor[..., K, H, W] of ``dtype``, contiguous, on landmarks' device.
     """
     op = "shr_ops.encode"
-    _check_tensor("landmarks", landmarks, op)
-    _check_float_dtype("landmarks", landmarks.dtype, op)
-    if landmarks.dim() < 2 or landmarks.shape[-1] != 2:
-        raise ValueError(f"{op}: landmarks must have shape [..., K, 2], got {tuple(landmarks.shape)}")
-    height, width = _check_size(size, op)
-    sigma = _check_positive("sigma", sigma, op)
+    (height, width), sigma = check_landmarks(landmarks, size, sigma, visible, op)
     if radius is not None:
         radius = _check_positive("radius", radius, op)
     out_dtype = landmarks.dtype if dtype is None else dtype
     _check_float_dtype("dtype", out_dtype, op)
-    if visible is not None:
-        _check_tensor("visible", visible, op)
-        if visible.dtype != torch.bool:
-            raise TypeError(f"{op}: visible must be a bool tensor, got {visible.dtype}")
-        if visible.shape != landmarks.shape[:-1]:
-            raise ValueError(
-                f"{op}: visible must have shape landmarks.shape[:-1] = {tuple(landmarks.shape[:-1])} ([..., K]), "
-                f"got {tuple(visible.shape)}"
-            )
-        if visible.device != landmarks.device:
-            raise ValueError(
-                f"{op}: visible must be on landmarks' device ({landmarks.device}), got {visible.device}"
-            )
-    lm = landmarks.to(_compute_dtype(out_dtype))
+    lm = landmarks.to(compute_dtype(out_dtype))
     return torch.ops.shr_ops.encode(lm, visible, height, width, sigma, radius, out_dtype)
 
 
@@ -145,12 +160,7 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
         float32 otherwise; with ``return_scores``, also scores Tensor[..., K] of that dtype.
     """
     op = "shr_ops.decode"
-    _check_tensor("heatmaps", heatmaps, op)
-    _check_float_dtype("heatmaps", heatmaps.dtype, op)
-    if heatmaps.dim() < 3:
-        raise ValueError(f"{op}: heatmaps must have shape [..., K, H, W], got {tuple(heatmaps.shape)}")
-    if heatmaps.shape[-1] < 1 or heatmaps.shape[-2] < 1:
-        raise ValueError(f"{op}: heatmaps must have H >= 1 and W >= 1, got {tuple(heatmaps.shape)}")
+    check_heatmaps(heatmaps, op)
     if isinstance(window, bool) or not isinstance(window, int):
         raise TypeError(f"{op}: window must be an int, got {type(window).__name__}")
     if window < 1 or window % 2 == 0:
@@ -158,6 +168,6 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
     temperature = _check_positive("temperature", temperature, op)
     if blur is not None:
         blur = _check_positive("blur", blur, op)
-        heatmaps = gaussian_blur(heatmaps.to(_compute_dtype(heatmaps.dtype)), blur)
+        heatmaps = gaussian_blur(heatmaps.to(compute_dtype(heatmaps.dtype)), blur)
     coords, scores, _ = torch.ops.shr_ops.decode(heatmaps, window, temperature)
     return (coords, scores) if return_scores else coords

@@ -28,7 +28,7 @@ import shr_ops
 from shr_ops import codecs, coords
 from shr_ops.filters import gaussian_blur
 
-from . import face_shape
+from . import face_shape, plots
 
 SIZES = (32, 64, 128)
 SIGMAS = (1.0, 1.5, 2.0, 3.0)
@@ -111,6 +111,11 @@ def best_beta(cfg: Config, sigma: float, size: int = 64) -> float:
     return min(BETAS, key=lambda b: errors(codecs.decode_integral(heat, beta=b), lm).mean().item())
 
 
+def study_codec(name: str, sigma: float, betas: dict) -> codecs.Codec:
+    """A named codec as the study uses it: the integral decoder with the beta chosen for sigma."""
+    return codecs.get_codec(name, sigma, **({"beta": betas[sigma]} if name == "integral" else {}))
+
+
 def pair_matrix(cfg: Config, betas: dict) -> list[dict]:
     """Every encoder x decoder at every size and sigma, every condition (SHR decoder at the defaults)."""
     rows = []
@@ -143,8 +148,7 @@ def face_study(cfg: Config, betas: dict, sigma: float) -> list[dict]:
     iod = (faces[:, 36] - faces[:, 45]).norm(dim=-1)  # outer eye corners
     rows = []
     for name in codecs.CODEC_TABLE:
-        kw = dict(beta=betas[sigma]) if name == "integral" else {}
-        codec = codecs.get_codec(name, sigma, **kw)
+        codec = study_codec(name, sigma, betas)
         if name == "udp":
             to_hm = lambda p: coords.udp_image_to_heatmap(p, crop, size)  # noqa: E731
             to_img = lambda p: coords.udp_heatmap_to_image(p, crop, size)  # noqa: E731
@@ -211,13 +215,8 @@ def _fmt(x: float) -> str:
 
 
 def write_plots(out_dir: str, sweep: list[dict], matrix: list[dict], defaults: dict) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     fig_dir = os.path.join(out_dir, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
     paths = []
 
     # 1. SHR decoder: error vs temperature; rows: no pre-filter, the chosen one; columns: sigma.
@@ -242,10 +241,7 @@ def write_plots(out_dir: str, sweep: list[dict], matrix: list[dict], defaults: d
     if handles:
         fig.legend(handles, labels, fontsize=7, loc="upper right")
     fig.suptitle("SHR local soft-argmax, 64x64, SHR-encoded maps (solid: clean, dashed: network-like)")
-    fig.tight_layout(rect=(0, 0, 0.92, 1))
-    paths.append(os.path.join(fig_dir, "codec_shr_temperature.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(plots.save(fig, os.path.join(fig_dir, "codec_shr_temperature.png"), rect=(0, 0, 0.92, 1)))
 
     # 2. Named codecs: error vs sigma at 64x64, clean and network.
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
@@ -260,27 +256,19 @@ def write_plots(out_dir: str, sweep: list[dict], matrix: list[dict], defaults: d
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("mean error (heatmap px)")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(os.path.join(fig_dir, "codec_error_vs_sigma.png"))
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(plots.save(fig, os.path.join(fig_dir, "codec_error_vs_sigma.png")))
     return paths
 
 
 def write_distribution_plot(out_dir: str, cfg: Config, betas: dict, sigma: float) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     size = 64
     g = torch.Generator().manual_seed(cfg.seed)
     lm = random_landmarks(cfg.points, size, g)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for ax, cond in zip(axes, ("clean", "network")):
         for name in codecs.CODEC_TABLE:
-            kw = dict(beta=betas[sigma]) if name == "integral" else {}
-            codec = codecs.get_codec(name, sigma, **kw)
+            codec = study_codec(name, sigma, betas)
             heat = codec.encode(lm, (size, size)).float()
             maps = degrade(heat, cond, sigma, torch.Generator().manual_seed(cfg.seed + 1))
             err = errors(codec.decode(maps), lm).sort().values
@@ -292,11 +280,7 @@ def write_distribution_plot(out_dir: str, cfg: Config, betas: dict, sigma: float
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("fraction of landmarks")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out_dir, "figures", "codec_error_cdf.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plots.save(fig, os.path.join(out_dir, "figures", "codec_error_cdf.png"))
 
 
 def report(cfg: Config, out_dir: str, command: str) -> str:
@@ -309,7 +293,7 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
     faces = face_study(cfg, betas, sigma)
     border = border_study(cfg, sigma)
     os.makedirs(out_dir, exist_ok=True)
-    plots = write_plots(out_dir, sweep, matrix, chosen) + [write_distribution_plot(out_dir, cfg, betas, sigma)]
+    figures = write_plots(out_dir, sweep, matrix, chosen) + [write_distribution_plot(out_dir, cfg, betas, sigma)]
 
     def cell(size, sig, enc, dec, cond, key="mean"):
         for r in matrix:
@@ -402,7 +386,7 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
               f"window = {chosen['window']}, temperature = {chosen['temperature']:g}**: clean "
               f"{_fmt(chosen['clean'])}, noise {_fmt(chosen['noise'])}, network {_fmt(chosen['network'])} px.",
               ""]
-    lines += ["## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in plots] + [""]
+    lines += ["## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in figures] + [""]
     path = os.path.join(out_dir, "codec_study.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -2,17 +2,15 @@
 error for each decoder, against the mean-shape baseline, and a CED plot."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from shr_ops import codecs, coords
+from shr_ops import codecs
 
-from . import metrics
+from . import metrics, plots
 from .data import Augment, SyntheticFaces
-from .train import TrainConfig, heatmap_size
+from .train import TrainConfig, decode_to_crop
 
 TEST_SEED = 1_000_003  # the fixed synthetic test set: disjoint from any training seed below 10^6
 
@@ -39,12 +37,10 @@ def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet")
     test = SyntheticFaces(n, seed=TEST_SEED, crop=cfg.crop, augment=None)
     loader = DataLoader(test, batch_size=batch_size, shuffle=False, num_workers=workers)
     heat, gt = predict_heatmaps(model.to(device).eval(), loader, device)
-    stride = cfg.crop / heatmap_size(cfg)
     norm = metrics.inter_ocular(gt)
     results = {}
     for name in decoders:
-        codec = codecs.get_codec(name, cfg.sigma)
-        pred = coords.heatmap_to_image(codec.decode(heat).double(), stride).numpy()
+        pred = decode_to_crop(codecs.get_codec(name, cfg.sigma), heat, cfg).numpy()
         results[name] = metrics.summary(pred, gt, norm)
     mean_pred = np.broadcast_to(mean_shape_baseline(cfg), gt.shape)
     results["mean shape"] = metrics.summary(mean_pred, gt, norm)
@@ -54,12 +50,7 @@ def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet")
 
 
 def write_ced(results: dict, gt: np.ndarray, path: str, k: float = 0.1) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plots.pyplot().subplots(figsize=(5, 3.6))
     for name, r in results.items():
         t, frac = metrics.ced(r["per_image"], k)
         ax.plot(t, frac, label=f"{name} (AUC@{k:g} {r[f'auc@{k:g}']:.3f})")
@@ -67,10 +58,7 @@ def write_ced(results: dict, gt: np.ndarray, path: str, k: float = 0.1) -> None:
     ax.set_ylabel("fraction of images")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def table(results: dict) -> str:

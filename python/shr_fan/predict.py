@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import torch
 
-from shr_ops import codecs, coords
+from shr_ops import codecs
 
 from .data import apply_affine, crop_matrix, invert_affine, to_tensor, warp
-from .train import TrainConfig, heatmap_size
+from .train import TrainConfig, decode_to_crop
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -30,8 +30,7 @@ def predict_image(model, cfg: TrainConfig, image_bgr: np.ndarray, box, decoder: 
     matrix = crop_matrix(np.asarray(box, dtype=np.float64), cfg.crop)
     crop = warp(image_bgr, matrix, cfg.crop)
     heat = model(to_tensor(crop)[None].to(device))[-1].float().cpu()
-    hm = codecs.get_codec(decoder, cfg.sigma).decode(heat)[0].double()
-    crop_pts = coords.heatmap_to_image(hm, cfg.crop / heatmap_size(cfg)).numpy()
+    crop_pts = decode_to_crop(codecs.get_codec(decoder, cfg.sigma), heat, cfg)[0].numpy()
     return apply_affine(crop_pts, invert_affine(matrix))
 
 

@@ -94,10 +94,10 @@ def random_shape_3d(rng: np.random.Generator) -> np.ndarray:
 
 
 def project(shape3d: np.ndarray, yaw: float, pitch: float, roll: float, scale: float,
-            centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weak-perspective projection: ([68, 2] image points, [68] depth after rotation)."""
+            centre: np.ndarray) -> np.ndarray:
+    """Weak-perspective projection: [68, 2] image points."""
     rotated = (shape3d - np.array([0.0, 0.0, 0.1])) @ _rotation(yaw, pitch, roll).T
-    return rotated[:, :2] * scale + centre, rotated[:, 2]
+    return rotated[:, :2] * scale + centre
 
 
 class _Canvas:
@@ -153,8 +153,8 @@ def _background(canvas: _Canvas, rng: np.random.Generator) -> None:
             canvas.poly(rng.uniform(0, s, (2, 2)), c, closed=False, fill=False, thickness=rng.uniform(1, 4))
 
 
-def _face(canvas: _Canvas, pts: np.ndarray, depth: np.ndarray, rng: np.random.Generator, yaw: float,
-          width_px: float) -> None:
+def _face(canvas: _Canvas, pts: np.ndarray, rng: np.random.Generator, yaw: float, width_px: float) -> None:
+    """Draws the face; self-occlusion is approximated by the draw order (no depth test)."""
     tone = rng.uniform()  # dark to light skin, BGR, with a little tint
     skin = (np.array([45.0, 62.0, 98.0]) * (1 - tone) + np.array([168.0, 190.0, 236.0]) * tone) * rng.uniform(
         0.92, 1.08, 3)
@@ -211,7 +211,6 @@ def _face(canvas: _Canvas, pts: np.ndarray, depth: np.ndarray, rng: np.random.Ge
     if np.linalg.norm(inner[2] - inner[6]) > 0.01 * width_px:
         canvas.poly(inner, (30, 20, 40))
     canvas.poly(pts[60:68], tuple(int(v * 0.7) for v in lip_col), fill=False, thickness=0.8)
-    del depth  # self-occlusion is approximated by the draw order above
 
 
 def _finish(img: np.ndarray, rng: np.random.Generator, cfg: SynthConfig, pts: np.ndarray) -> np.ndarray:
@@ -252,10 +251,10 @@ def render_face(seed: int, cfg: SynthConfig = SynthConfig()) -> tuple[np.ndarray
     roll = math.radians(rng.uniform(-cfg.max_roll, cfg.max_roll))
     width_px = rng.uniform(*cfg.face_scale) * s
     centre = np.array([s / 2, s / 2]) + rng.uniform(-0.08, 0.08, 2) * s
-    pts, depth = project(random_shape_3d(rng), yaw, pitch, roll, width_px, centre)
+    pts = project(random_shape_3d(rng), yaw, pitch, roll, width_px, centre)
     canvas = _Canvas(s)
     _background(canvas, rng)
-    _face(canvas, pts, depth, rng, yaw, width_px)
+    _face(canvas, pts, rng, yaw, width_px)
     image = _finish(canvas.result(), rng, cfg, pts)
     return image, pts
 

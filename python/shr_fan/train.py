@@ -4,7 +4,8 @@ Each step: a batch of crops and continuous landmarks (crop pixels) from the Data
 landmarks are mapped to heatmap pixels (shr_ops.coords, stride = crop / heatmap side) and
 rendered on the device by the codec's encoder (shr_ops.encode for SHR); loss = mean squared
 error summed over the stacks (intermediate supervision). AdamW with a one-cycle schedule,
-gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the whole state and are written atomically;
+gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the
+whole state and are written atomically;
 item i of step s is a function of (seed, s, i), so --resume continues the same run.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -55,10 +56,7 @@ class TrainConfig:
 
 
 def build_model(cfg: TrainConfig, num_landmarks: int = 68) -> FAN:
-    preset = PRESETS[cfg.preset]
-    from dataclasses import replace
-
-    return FAN(replace(preset, num_landmarks=num_landmarks))
+    return FAN(replace(PRESETS[cfg.preset], num_landmarks=num_landmarks))
 
 
 def heatmap_size(cfg: TrainConfig) -> int:
@@ -70,6 +68,11 @@ def targets(codec: codecs.Codec, landmarks: torch.Tensor, cfg: TrainConfig) -> t
     size = heatmap_size(cfg)
     hm = coords.image_to_heatmap(landmarks, cfg.crop / size)
     return codec.encode(hm.float(), (size, size)) * cfg.target_scale
+
+
+def decode_to_crop(codec: codecs.Codec, heatmaps: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The inverse of `targets`: landmarks [B, K, 2] float64 in crop pixels, decoded by the codec."""
+    return coords.heatmap_to_image(codec.decode(heatmaps).double(), cfg.crop / heatmap_size(cfg))
 
 
 def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0) -> torch.Tensor:
@@ -174,15 +177,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4g}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        stopped_early = cfg.time_budget is not None and elapsed > cfg.time_budget
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopped_early:
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), step=step, rng=_rng_state(),
-                            config=asdict(cfg))
-        if cfg.time_budget is not None and elapsed > cfg.time_budget:
-            stopped_early = True
-            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), step=step, rng=_rng_state(),
-                            config=asdict(cfg))
+                            scheduler=sched.state_dict(), step=step, rng=_rng_state(), config=asdict(cfg))
+        if stopped_early:
             break
     if bar is not None:
         bar.close()
