@@ -83,39 +83,76 @@ def sample_seed(base: int, index: int) -> int:
     return int(np.random.SeedSequence([base, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-class SyntheticFaces(Dataset):
+def colour_jitter(tensor: torch.Tensor, amount: float, rng: np.random.Generator) -> torch.Tensor:
+    """Brightness, contrast and per-channel gain, each drawn within +-amount."""
+    gain = torch.from_numpy(rng.uniform(1 - amount, 1 + amount, (3, 1, 1))).float()
+    tensor = ((tensor - 0.5) * rng.uniform(1 - amount, 1 + amount) + 0.5 + rng.uniform(-amount, amount) / 2) * gain
+    return tensor.clamp_(0.0, 1.0)
+
+
+def crop_sample(image: np.ndarray, points: np.ndarray, box: np.ndarray, crop: int, rng: np.random.Generator,
+                augment: Augment | None, flip_permutation: np.ndarray) -> dict:
+    """One training/test sample: the face in `box` cut out by a continuous affine crop (with a
+    random augmentation drawn from `rng` when `augment` is given).
+
+    Returns dict(image Tensor[3, crop, crop] float32 RGB in [0, 1], landmarks Tensor[K, 2] float64
+    in crop pixels (NaN stays NaN), matrix Tensor[2, 3] float64 image -> crop, original
+    Tensor[K, 2] float64 in image pixels). A flipped crop has its landmarks permuted by
+    `flip_permutation`, so index k keeps its meaning (e.g. the left eye's outer corner).
+    """
+    params = augment.sample(rng) if augment else {}
+    matrix = crop_matrix(box, crop, **params)
+    lm = apply_affine(points, matrix)
+    if params.get("flip"):
+        lm = lm[flip_permutation]
+    tensor = to_tensor(warp(image, matrix, crop))
+    if augment and augment.colour > 0:
+        tensor = colour_jitter(tensor, augment.colour, rng)
+    return dict(image=tensor, landmarks=torch.from_numpy(lm), matrix=torch.from_numpy(matrix),
+                original=torch.from_numpy(np.asarray(points, dtype=np.float64)))
+
+
+class FaceCrops(Dataset):
+    """Base of every landmark dataset: subclasses say how many faces they hold (`__len__`), the
+    landmark scheme (`num_landmarks`, `flip_permutation`) and, in `face(index)`, one face as
+    (image uint8 BGR [H, W, 3], points float64 [K, 2] in image pixels (0-based, pixel centres at
+    integers), box [x0, y0, x1, y1], seed of its random augmentation). Items are crops from
+    `crop_sample`, a function of the index (and the dataset's seed) alone.
+    """
+
+    num_landmarks: int = 68
+    flip_permutation: np.ndarray = synthetic.FLIP_PERMUTATION
+
+    def __init__(self, *, crop: int = 256, augment: Augment | None = None):
+        self.crop, self.augment = crop, augment
+
+    def face(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        image, points, box, seed = self.face(index)
+        rng = np.random.default_rng(seed ^ 0x5EED)
+        return crop_sample(image, points, box, self.crop, rng, self.augment, self.flip_permutation)
+
+
+class SyntheticFaces(FaceCrops):
     """Synthetic 68-point faces, cropped from the landmark box to `crop` x `crop`.
 
-    Item i is a function of (seed, i) alone. Returns dict(image Tensor[3, crop, crop] float32
-    RGB in [0, 1], landmarks Tensor[68, 2] float64 in crop pixels, matrix Tensor[2, 3] float64
-    image -> crop, original Tensor[68, 2] float64 in the rendered image's pixels).
+    Item i is a function of (seed, i) alone (see FaceCrops for what an item holds).
     """
 
     def __init__(self, length: int, *, seed: int = 0, crop: int = 256, render_size: int = 256,
                  augment: Augment | None = None, synth: synthetic.SynthConfig | None = None):
-        self.length, self.seed, self.crop, self.augment = length, seed, crop, augment
+        super().__init__(crop=crop, augment=augment)
+        self.length, self.seed = length, seed
         self.synth = synth or synthetic.SynthConfig(size=render_size)
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} items")
+    def face(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         s = sample_seed(self.seed, index)
         image, points = synthetic.render_face(s, self.synth)
-        rng = np.random.default_rng(s ^ 0x5EED)
-        params = self.augment.sample(rng) if self.augment else {}
-        matrix = crop_matrix(box_from_landmarks(points), self.crop, **params)
-        crop = warp(image, matrix, self.crop)
-        lm = apply_affine(points, matrix)
-        if params.get("flip"):
-            lm = lm[synthetic.FLIP_PERMUTATION]
-        tensor = to_tensor(crop)
-        if self.augment and self.augment.colour > 0:
-            c = self.augment.colour
-            gain = torch.from_numpy(rng.uniform(1 - c, 1 + c, (3, 1, 1))).float()
-            tensor = ((tensor - 0.5) * rng.uniform(1 - c, 1 + c) + 0.5 + rng.uniform(-c, c) / 2) * gain
-            tensor = tensor.clamp_(0.0, 1.0)
-        return dict(image=tensor, landmarks=torch.from_numpy(lm), matrix=torch.from_numpy(matrix),
-                    original=torch.from_numpy(points))
+        return image, points, box_from_landmarks(points), s

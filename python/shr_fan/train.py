@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Subset
 
 from shr_ops import codecs, coords
 
-from .data import Augment, SyntheticFaces
+from .data import Augment, FaceCrops, SyntheticFaces
 from .model import FAN, PRESETS
 
 
@@ -73,6 +73,17 @@ def targets(codec: codecs.Codec, landmarks: torch.Tensor, cfg: TrainConfig) -> t
 def decode_to_crop(codec: codecs.Codec, heatmaps: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The inverse of `targets`: landmarks [B, K, 2] float64 in crop pixels, decoded by the codec."""
     return coords.heatmap_to_image(codec.decode(heatmaps).double(), cfg.crop / heatmap_size(cfg))
+
+
+def train_dataset(cfg: TrainConfig, length: int) -> FaceCrops:
+    """The augmented training set of `length` items (synthetic faces)."""
+    return SyntheticFaces(length, seed=cfg.seed, crop=cfg.crop, augment=Augment())
+
+
+def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks: torch.Tensor,
+                    cfg: TrainConfig) -> torch.Tensor:
+    """The heatmap loss of one batch: targets rendered from `landmarks` (crop pixels) on the device."""
+    return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight)
 
 
 def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0) -> torch.Tensor:
@@ -127,7 +138,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     with open(os.path.join(cfg.out, "config.json"), "w") as f:
         json.dump(asdict(cfg), f, indent=2)
 
-    dataset = SyntheticFaces(cfg.steps * cfg.batch_size, seed=cfg.seed, crop=cfg.crop, augment=Augment())
+    dataset = train_dataset(cfg, cfg.steps * cfg.batch_size)
     # Items in step order: step s uses items [s * B, (s + 1) * B), so a resumed run sees the same data.
     loader = DataLoader(Subset(dataset, range(step * cfg.batch_size, len(dataset))), batch_size=cfg.batch_size,
                         shuffle=False, num_workers=cfg.workers, persistent_workers=False, drop_last=True,
@@ -158,7 +169,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         lm = batch["landmarks"].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             outputs = model(images)
-        loss = heatmap_loss(outputs, targets(codec, lm, cfg), cfg.foreground_weight)
+        loss = supervised_loss(codec, outputs, lm, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
