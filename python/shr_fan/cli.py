@@ -6,6 +6,8 @@
     shr-fan predict IMAGE_OR_FOLDER --checkpoint C [--box X0 Y0 X1 Y1] [--out predictions]
     shr-fan samples [--out docs/synthetic_samples.png]   a grid of synthetic faces with their landmarks
     shr-fan codec-error [--out docs] [--quick]  the codec study (docs/codec_study.md)
+    shr-fan ablation [train options] [--variants heatmap:1 ...] [--report docs/results.md]
+                                               the paper's ablation (codec x decoder x Siamese)
 """
 from __future__ import annotations
 
@@ -27,6 +29,12 @@ def _train_args(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--out", default=defaults.out)
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
+    p.add_argument("--siamese", action="store_true", help="two views per face and the transform-consistency loss")
+    p.add_argument("--consistency", default=defaults.consistency, choices=["heatmap", "coords"])
+    p.add_argument("--consistency-weight", type=float, default=defaults.consistency_weight)
+    p.add_argument("--consistency-stacks", default=defaults.consistency_stacks, choices=["last", "all"])
+    p.add_argument("--stop-gradient", action="store_true",
+                   help="the view compared against is a fixed target in the consistency loss")
 
 
 def _config(args):
@@ -34,7 +42,9 @@ def _config(args):
 
     return TrainConfig(preset=args.preset, crop=args.crop, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        codec=args.codec, sigma=args.sigma, seed=args.seed, workers=args.workers, out=args.out,
-                       device=args.device, time_budget=args.time_budget)
+                       device=args.device, time_budget=args.time_budget, siamese=args.siamese,
+                       consistency=args.consistency, consistency_weight=args.consistency_weight,
+                       consistency_stacks=args.consistency_stacks, stop_gradient=args.stop_gradient)
 
 
 def _print_eval(results: dict) -> None:
@@ -79,6 +89,12 @@ def main(argv=None) -> int:
     sm.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("codec-error", help="encode -> decode error of every codec (the codec study)")
     c.add_argument("rest", nargs=argparse.REMAINDER)
+    ab = sub.add_parser("ablation", help="the paper's ablation on synthetic faces (see shr-fan ablation -h)")
+    ab.add_argument("rest", nargs=argparse.REMAINDER)
+    if argv[:1] == ["ablation"]:
+        from .ablation import main as ablation
+
+        return ablation(argv[1:])
     if argv[:1] == ["codec-error"]:  # its own parser has its own options
         from .codec_study import main as codec_error
 
@@ -91,7 +107,12 @@ def main(argv=None) -> int:
         cfg = _config(args)
         t0 = time.time()
         out = train(cfg, resume=getattr(args, "resume", False))
-        print(f"trained {cfg.preset} FAN ({cfg.codec} targets) for {out['step']} steps in {out['seconds']:.0f} s "
+        if out["rank"] != 0:  # under torchrun only rank 0 reports
+            return 0
+        what = cfg.codec + " targets" + (", Siamese" if cfg.siamese else "")
+        if out["world_size"] > 1:
+            what += f", {out['world_size']} processes"
+        print(f"trained {cfg.preset} FAN ({what}) for {out['step']} steps in {out['seconds']:.0f} s "
               f"({out['images_per_s']:.1f} images/s), final loss {out['loss']:.4g}"
               + (" (stopped by the time budget)" if out["stopped_early"] else "") + f"; checkpoint {out['checkpoint']}")
         if args.command == "quick":

@@ -97,7 +97,7 @@ def crop_sample(image: np.ndarray, points: np.ndarray, box: np.ndarray, crop: in
 
     Returns dict(image Tensor[3, crop, crop] float32 RGB in [0, 1], landmarks Tensor[K, 2] float64
     in crop pixels (NaN stays NaN), matrix Tensor[2, 3] float64 image -> crop, original
-    Tensor[K, 2] float64 in image pixels). A flipped crop has its landmarks permuted by
+    Tensor[K, 2] float64 in image pixels, flip Tensor[] bool). A flipped crop has its landmarks permuted by
     `flip_permutation`, so index k keeps its meaning (e.g. the left eye's outer corner).
     """
     params = augment.sample(rng) if augment else {}
@@ -109,7 +109,8 @@ def crop_sample(image: np.ndarray, points: np.ndarray, box: np.ndarray, crop: in
     if augment and augment.colour > 0:
         tensor = colour_jitter(tensor, augment.colour, rng)
     return dict(image=tensor, landmarks=torch.from_numpy(lm), matrix=torch.from_numpy(matrix),
-                original=torch.from_numpy(np.asarray(points, dtype=np.float64)))
+                original=torch.from_numpy(np.asarray(points, dtype=np.float64)),
+                flip=torch.tensor(bool(params.get("flip", False))))
 
 
 class FaceCrops(Dataset):
@@ -118,13 +119,19 @@ class FaceCrops(Dataset):
     (image uint8 BGR [H, W, 3], points float64 [K, 2] in image pixels (0-based, pixel centres at
     integers), box [x0, y0, x1, y1], seed of its random augmentation). Items are crops from
     `crop_sample`, a function of the index (and the dataset's seed) alone.
+
+    With `views=2` (Siamese training) an item holds two crops of the same face under two
+    independent augmentations, every entry stacked on a new first axis (image [2, 3, S, S],
+    landmarks [2, K, 2], matrix [2, 2, 3], flip [2], ...).
     """
 
     num_landmarks: int = 68
     flip_permutation: np.ndarray = synthetic.FLIP_PERMUTATION
 
-    def __init__(self, *, crop: int = 256, augment: Augment | None = None):
-        self.crop, self.augment = crop, augment
+    def __init__(self, *, crop: int = 256, augment: Augment | None = None, views: int = 1):
+        if views not in (1, 2):
+            raise ValueError(f"views must be 1 or 2, got {views}")
+        self.crop, self.augment, self.views = crop, augment, views
 
     def face(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         raise NotImplementedError
@@ -134,7 +141,11 @@ class FaceCrops(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         image, points, box, seed = self.face(index)
         rng = np.random.default_rng(seed ^ 0x5EED)
-        return crop_sample(image, points, box, self.crop, rng, self.augment, self.flip_permutation)
+        items = [crop_sample(image, points, box, self.crop, rng, self.augment, self.flip_permutation)
+                 for _ in range(self.views)]
+        if self.views == 1:
+            return items[0]
+        return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
 
 class SyntheticFaces(FaceCrops):
@@ -144,8 +155,8 @@ class SyntheticFaces(FaceCrops):
     """
 
     def __init__(self, length: int, *, seed: int = 0, crop: int = 256, render_size: int = 256,
-                 augment: Augment | None = None, synth: synthetic.SynthConfig | None = None):
-        super().__init__(crop=crop, augment=augment)
+                 augment: Augment | None = None, synth: synthetic.SynthConfig | None = None, views: int = 1):
+        super().__init__(crop=crop, augment=augment, views=views)
         self.length, self.seed = length, seed
         self.synth = synth or synthetic.SynthConfig(size=render_size)
 

@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 from shr_ops import codecs
 
 from . import metrics, plots
-from .data import Augment, SyntheticFaces
+from .data import Augment, FaceCrops, SyntheticFaces
+from .synthetic import SynthConfig
 from .train import TrainConfig, decode_to_crop
 
 TEST_SEED = 1_000_003  # the fixed synthetic test set: disjoint from any training seed below 10^6
@@ -30,11 +31,20 @@ def mean_shape_baseline(cfg: TrainConfig, n: int = 256) -> np.ndarray:
     return np.stack([ds[i]["landmarks"].numpy() for i in range(n)]).mean(0)
 
 
+def hard_test_set(n: int, crop: int) -> SyntheticFaces:
+    """A harder fixed synthetic test set: larger poses than training (yaw up to 60, pitch 30,
+    roll 40 degrees; training draws 45 / 25 / 30) and an occluder on every face."""
+    synth = SynthConfig(size=256, max_yaw=60.0, max_pitch=30.0, max_roll=40.0, occluder_prob=1.0)
+    return SyntheticFaces(n, seed=TEST_SEED + 1, crop=crop, augment=None, synth=synth)
+
+
 def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet"), batch_size: int = 32,
-             device: str | torch.device = "cpu", workers: int = 0, ced_path: str | None = None) -> dict:
+             device: str | torch.device = "cpu", workers: int = 0, ced_path: str | None = None,
+             test: FaceCrops | None = None) -> dict:
     """{name: metrics.summary(...)} for each decoder (codec names of shr_ops.codecs) and for
-    'mean shape'. Predictions and ground truth are in crop pixels (NME is scale-free)."""
-    test = SyntheticFaces(n, seed=TEST_SEED, crop=cfg.crop, augment=None)
+    'mean shape', on `test` (default: the fixed synthetic test set of n faces). Predictions and
+    ground truth are in crop pixels (NME is scale-free)."""
+    test = test if test is not None else SyntheticFaces(n, seed=TEST_SEED, crop=cfg.crop, augment=None)
     loader = DataLoader(test, batch_size=batch_size, shuffle=False, num_workers=workers)
     heat, gt = predict_heatmaps(model.to(device).eval(), loader, device)
     norm = metrics.inter_ocular(gt)

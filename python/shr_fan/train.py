@@ -7,6 +7,19 @@ error summed over the stacks (intermediate supervision). AdamW with a one-cycle 
 gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the
 whole state and are written atomically;
 item i of step s is a function of (seed, s, i), so --resume continues the same run.
+
+Siamese training (`siamese=True`): every face comes as two crops under independent random
+geometric transforms (shr_fan.data, views=2); both go through the network in one batch, both get
+the supervised loss, and `consistency_weight` x the transform consistency of shr_fan.consistency
+(heatmap or coordinate form, on the last stack or all) is added.
+
+Distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
+(NCCL on CUDA, one GPU per process by LOCAL_RANK; gloo on the CPU); `batch_size` is per process,
+so step s uses items [s·B·W, (s+1)·B·W) of the stream, dealt to the ranks by a DistributedSampler;
+only rank 0 logs and writes checkpoints, and every rank resumes from the same checkpoint (which
+refuses a different world size: the data order would change).
+
+    torchrun --nproc_per_node 8 -m shr_fan.train --preset full --crop 256 --batch-size 16 --out runs/ddp
 """
 from __future__ import annotations
 
@@ -20,10 +33,14 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
 
 from shr_ops import codecs, coords
 
+from . import consistency
 from .data import Augment, FaceCrops, SyntheticFaces
 from .model import FAN, PRESETS
 
@@ -47,6 +64,11 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     time_budget: float | None = None  # seconds of training; stops early (and says so) when spent
+    siamese: bool = False  # two views per face and the transform-consistency loss
+    consistency: str = "heatmap"  # "heatmap" (warped maps, MSE) or "coords" (decoded, mapped, distance)
+    consistency_weight: float = 1.0
+    consistency_stacks: str = "last"  # "last" or "all"
+    stop_gradient: bool = False  # True: the view compared against is a fixed target
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
 
     @classmethod
@@ -76,14 +98,40 @@ def decode_to_crop(codec: codecs.Codec, heatmaps: torch.Tensor, cfg: TrainConfig
 
 
 def train_dataset(cfg: TrainConfig, length: int) -> FaceCrops:
-    """The augmented training set of `length` items (synthetic faces)."""
-    return SyntheticFaces(length, seed=cfg.seed, crop=cfg.crop, augment=Augment())
+    """The augmented training set of `length` items (synthetic faces); two views per item when
+    training is Siamese."""
+    return SyntheticFaces(length, seed=cfg.seed, crop=cfg.crop, augment=Augment(), views=2 if cfg.siamese else 1)
 
 
 def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks: torch.Tensor,
                     cfg: TrainConfig) -> torch.Tensor:
     """The heatmap loss of one batch: targets rendered from `landmarks` (crop pixels) on the device."""
     return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight)
+
+
+def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: torch.Tensor, flip_permutation,
+                     cfg: TrainConfig) -> torch.Tensor:
+    """The transform consistency of a Siamese batch: outputs hold [2B, K, h, w] per stack (all first
+    views, then all second views), matrix Tensor[B, 2, 2, 3] and flip Tensor[B, 2] the views' crops."""
+    if cfg.consistency not in ("heatmap", "coords"):
+        raise ValueError(f"consistency must be 'heatmap' or 'coords', got {cfg.consistency!r}")
+    if cfg.consistency_stacks not in ("last", "all"):
+        raise ValueError(f"consistency_stacks must be 'last' or 'all', got {cfg.consistency_stacks!r}")
+    size = outputs[-1].shape[-1]
+    t_ab = consistency.view_transform(matrix[:, 0], matrix[:, 1], cfg.crop, size)
+    order = consistency.channel_order(flip[:, 0], flip[:, 1], flip_permutation)
+    stacks = outputs if cfg.consistency_stacks == "all" else outputs[-1:]
+    total = 0.0
+    for out in stacks:
+        h_a, h_b = out.float().chunk(2)
+        if cfg.consistency == "heatmap":
+            total = total + consistency.heatmap_consistency(
+                h_a, h_b, t_ab.to(h_a.device), order, stop_gradient=cfg.stop_gradient,
+                foreground_weight=cfg.foreground_weight, threshold=0.1 * cfg.target_scale)
+        else:
+            total = total + consistency.coordinate_consistency(h_a, h_b, t_ab.to(h_a.device), order,
+                                                               stop_gradient=cfg.stop_gradient)
+    return total
 
 
 def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0) -> torch.Tensor:
@@ -116,12 +164,43 @@ def save_checkpoint(path: str, **state) -> None:
     os.replace(tmp, path)
 
 
+def _world() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) without it."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _all_mean(value: float, device: torch.device) -> float:
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.item() / dist.get_world_size()
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    os.makedirs(cfg.out, exist_ok=True)
+    rank, world, local_rank = _world()
+    distributed = world > 1
+    device = torch.device(cfg.device)
+    if distributed:
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        own_group = not dist.is_initialized()
+        if own_group:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    lead = rank == 0
+    try:
+        return _train(cfg, resume, progress and lead, rank, world, device)
+    finally:
+        if distributed and own_group:
+            dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int, device: torch.device) -> dict:
+    lead, distributed = rank == 0, world > 1
+    if lead:
+        os.makedirs(cfg.out, exist_ok=True)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     random.seed(cfg.seed)
-    device = torch.device(cfg.device)
     codec = codecs.get_codec(cfg.codec, cfg.sigma)
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -130,76 +209,117 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     step = 0
     if resume and os.path.exists(ckpt_path):
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if state.get("world_size", 1) != world:
+            raise ValueError(f"--resume: {ckpt_path} was written by a run of {state.get('world_size', 1)} "
+                             f"process(es), this one has {world}; the data order would differ")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         step = state["step"]
-    with open(os.path.join(cfg.out, "config.json"), "w") as f:
-        json.dump(asdict(cfg), f, indent=2)
+    if lead:
+        with open(os.path.join(cfg.out, "config.json"), "w") as f:
+            json.dump(asdict(cfg), f, indent=2)
+    net = model
+    if distributed:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    dataset = train_dataset(cfg, cfg.steps * cfg.batch_size)
-    # Items in step order: step s uses items [s * B, (s + 1) * B), so a resumed run sees the same data.
-    loader = DataLoader(Subset(dataset, range(step * cfg.batch_size, len(dataset))), batch_size=cfg.batch_size,
-                        shuffle=False, num_workers=cfg.workers, persistent_workers=False, drop_last=True,
-                        pin_memory=device.type == "cuda")
-    log_path = os.path.join(cfg.out, "log.csv")
-    new_log = not (resume and os.path.exists(log_path))
-    log_file = open(log_path, "w" if new_log else "a", newline="")
-    log = csv.writer(log_file)
-    if new_log:
-        log.writerow(["step", "loss", "lr", "images_per_s", "elapsed_s"])
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            # disable=None: no bar when stderr is not a terminal (CI logs), a summary line is printed anyway
-            bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.preset}/{cfg.codec}", leave=False,
-                       disable=None)
-        except ImportError:
-            bar = None
-    model.train()
+    per_step = cfg.batch_size * world
+    dataset = train_dataset(cfg, cfg.steps * per_step)
+    # Items in step order: step s uses items [s * B * W, (s + 1) * B * W), so a resumed run sees the same data.
+    remaining = Subset(dataset, range(step * per_step, len(dataset)))
+    sampler = DistributedSampler(remaining, num_replicas=world, rank=rank, shuffle=False, drop_last=True)
+    loader = DataLoader(remaining, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                        persistent_workers=False, drop_last=True, pin_memory=device.type == "cuda")
+    log = _Log(os.path.join(cfg.out, "log.csv"), append=resume) if lead else None
+    bar = _progress_bar(cfg, step) if progress else None
+    net.train()
     t0 = time.time()
-    seen, last_loss, stopped_early = 0, math.nan, False
+    seen, last_loss, last_cons, stopped_early = 0, math.nan, math.nan, False
     for batch in loader:
         if step >= cfg.steps:
             break
         images = batch["image"].to(device, non_blocking=True)
         lm = batch["landmarks"].to(device, non_blocking=True)
+        if cfg.siamese:  # [B, 2, ...] -> [2B, ...]: all first views, then all second views
+            images, lm = torch.cat(images.unbind(1)), torch.cat(lm.unbind(1))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            outputs = model(images)
+            outputs = net(images)
         loss = supervised_loss(codec, outputs, lm, cfg)
+        if cfg.siamese:
+            cons = consistency_loss(outputs, batch["matrix"].to(device), batch["flip"].to(device),
+                                    dataset.flip_permutation, cfg)
+            loss = loss + cfg.consistency_weight * cons
+            last_cons = cons.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
         step += 1
-        seen += images.shape[0]
+        seen += images.shape[0] * world
         last_loss = loss.item()
         if not math.isfinite(last_loss):
             raise FloatingPointError(f"training diverged at step {step}: loss = {last_loss}")
         elapsed = time.time() - t0
         if step % cfg.log_every == 0 or step == cfg.steps:
-            log.writerow([step, f"{last_loss:.6g}", f"{sched.get_last_lr()[0]:.6g}", f"{seen / elapsed:.2f}",
-                          f"{elapsed:.1f}"])
-            log_file.flush()
+            mean_loss = _all_mean(last_loss, device) if distributed else last_loss
+            if log is not None:
+                log.write(step, mean_loss, last_cons, sched.get_last_lr()[0], seen / elapsed, elapsed)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4g}")
         stopped_early = cfg.time_budget is not None and elapsed > cfg.time_budget
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopped_early:
+        if distributed and cfg.time_budget is not None:  # every rank stops at the same step
+            flag = torch.tensor([float(stopped_early)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stopped_early = bool(flag.item())
+        if lead and (step % cfg.checkpoint_every == 0 or step == cfg.steps or stopped_early):
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), step=step, rng=_rng_state(), config=asdict(cfg))
+                            scheduler=sched.state_dict(), step=step, rng=_rng_state(), config=asdict(cfg),
+                            world_size=world)
         if stopped_early:
             break
     if bar is not None:
         bar.close()
-    log_file.close()
+    if log is not None:
+        log.close()
+    if distributed:
+        dist.barrier()  # the checkpoint is complete before any rank returns
     elapsed = time.time() - t0
-    return dict(step=step, loss=last_loss, seconds=elapsed, images_per_s=seen / max(elapsed, 1e-9),
-                stopped_early=stopped_early, checkpoint=ckpt_path)
+    return dict(step=step, loss=last_loss, consistency=last_cons, seconds=elapsed,
+                images_per_s=seen / max(elapsed, 1e-9), stopped_early=stopped_early, checkpoint=ckpt_path,
+                rank=rank, world_size=world)
+
+
+class _Log:
+    """The CSV training log (appended to on resume)."""
+
+    COLUMNS = ["step", "loss", "consistency", "lr", "images_per_s", "elapsed_s"]
+
+    def __init__(self, path: str, append: bool):
+        new = not (append and os.path.exists(path))
+        self.file = open(path, "w" if new else "a", newline="")
+        self.writer = csv.writer(self.file)
+        if new:
+            self.writer.writerow(self.COLUMNS)
+
+    def write(self, step, loss, cons, lr, images_per_s, elapsed) -> None:
+        self.writer.writerow([step, f"{loss:.6g}", "" if math.isnan(cons) else f"{cons:.6g}", f"{lr:.6g}",
+                              f"{images_per_s:.2f}", f"{elapsed:.1f}"])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _progress_bar(cfg: TrainConfig, step: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    # disable=None: no bar when stderr is not a terminal (CI logs), a summary line is printed anyway
+    return tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.preset}/{cfg.codec}", leave=False, disable=None)
 
 
 def load_model(checkpoint: str, device: str | torch.device = "cpu") -> tuple[FAN, TrainConfig]:
@@ -208,3 +328,11 @@ def load_model(checkpoint: str, device: str | torch.device = "cpu") -> tuple[FAN
     model = build_model(cfg).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), cfg
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m shr_fan.train [shr-fan train options]
+    import sys
+
+    from .cli import main
+
+    raise SystemExit(main(["train", *sys.argv[1:]]))
