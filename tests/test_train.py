@@ -1,4 +1,5 @@
 """Training: a step learns, resume continues identically, the CLI runs end to end (tiny, CPU)."""
+import pytest
 import torch
 
 from shr_fan import cli
@@ -82,3 +83,11 @@ def test_cli_predict_writes_json_pts_overlay(tmp_path, capsys):
     assert lines[:3] == ["version: 1", "n_points: 68", "{"] and lines[-1] == "}"
     np.testing.assert_allclose(np.array([[float(v) for v in l.split()] for l in lines[3:-1]]) - 1.0, lm)
     assert cv2.imread(str(tmp_path / "pred" / "face.overlay.png")).shape == image.shape
+
+
+def test_tensorboard_mirrors_the_csv_log_when_installed(tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    train(_cfg(tmp_path, steps=2), progress=False)
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]

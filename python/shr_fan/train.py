@@ -293,7 +293,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
 
 
 class _Log:
-    """The CSV training log (appended to on resume)."""
+    """The CSV training log (appended to on resume), mirrored to TensorBoard (OUT/tensorboard)
+    when the tensorboard package is installed."""
 
     COLUMNS = ["step", "loss", "consistency", "lr", "images_per_s", "elapsed_s"]
 
@@ -303,14 +304,26 @@ class _Log:
         self.writer = csv.writer(self.file)
         if new:
             self.writer.writerow(self.COLUMNS)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.board = SummaryWriter(os.path.join(os.path.dirname(path), "tensorboard"))
+        except ImportError:  # tensorboard is optional
+            self.board = None
 
     def write(self, step, loss, cons, lr, images_per_s, elapsed) -> None:
         self.writer.writerow([step, f"{loss:.6g}", "" if math.isnan(cons) else f"{cons:.6g}", f"{lr:.6g}",
                               f"{images_per_s:.2f}", f"{elapsed:.1f}"])
         self.file.flush()
+        if self.board is not None:
+            for name, value in (("loss", loss), ("consistency", cons), ("lr", lr), ("images_per_s", images_per_s)):
+                if not math.isnan(value):
+                    self.board.add_scalar(f"train/{name}", value, step)
 
     def close(self) -> None:
         self.file.close()
+        if self.board is not None:
+            self.board.close()
 
 
 def _progress_bar(cfg: TrainConfig, step: int):
