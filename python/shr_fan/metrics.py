@@ -2,8 +2,9 @@
 
 NME is computed per image (mean point-to-point error over the landmarks, divided by the image's
 normalising distance) and then averaged over images. FR@k is the fraction of images with
-NME > k. AUC@k integrates the cumulative error distribution (CED), sampled on
-arange(0, k + 1e-4, 1e-4), with Simpson's rule, divided by k.
+NME > k. AUC@k integrates the cumulative error distribution (CED), sampled on the grid
+0, 1e-4, ..., k (what the usual arange(0, k + 1e-4, 1e-4) means; see `ced`), with Simpson's
+rule, divided by k.
 
 Normalisers (`normaliser(name, gt, boxes)`): "inter-ocular" (outer eye corners: 300-W 36/45,
 WFLW 60/72, COFW 8/9), "inter-pupil" (eye centres of 68 points), "box" (sqrt(w * h) of the face
@@ -128,8 +129,15 @@ def _simpson(y: np.ndarray, dx: float) -> float:
 
 
 def ced(nmes: np.ndarray, k: float, step: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """(thresholds, fraction of images with NME <= threshold) on arange(0, k + step, step)."""
-    t = np.arange(0.0, k + step, step)
+    """(thresholds, fraction of images with NME <= threshold) on the grid 0, step, ..., k.
+
+    The grid is linspace(0, k, round(k / step) + 1): the literal arange(0, k + step, step) of the
+    usual scripts overshoots by one sample when k / step rounds up in floating point (k = 0.07
+    gives 702 samples ending at 0.0701, and perfect predictions would score AUC@0.07 = 1.0014)."""
+    n = int(round(k / step))
+    if n < 1 or not np.isclose(n * step, k, rtol=0, atol=step * 1e-6):
+        raise ValueError(f"ced: k = {k} must be a positive multiple of step = {step}")
+    t = np.linspace(0.0, k, n + 1)
     nm = np.sort(np.asarray(nmes))
     return t, np.searchsorted(nm, t, side="right") / max(1, len(nm))
 
