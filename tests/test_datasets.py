@@ -512,3 +512,24 @@ def test_evaluate_dataset_scores_in_image_pixels(tmp_path):
         np.testing.assert_allclose(res["box"]["shr"]["per_image"], factor / np.sqrt(w * h), atol=1e-3)
         np.testing.assert_allclose(res["diagonal"]["shr"]["per_image"], factor / np.hypot(w, h), atol=1e-3)
         assert set(res["box"]["shr"]) >= {"fr@0.07", "auc@0.07"}
+
+
+def test_resume_on_a_benchmark_continues_identically(tmp_path):
+    from shr_fan.train import TrainConfig, load_model, train
+
+    make_300w(tmp_path / "300w")
+
+    def cfg(out, **kw):
+        return TrainConfig(**{**dict(preset="tiny", crop=64, steps=3, batch_size=2, workers=0, out=str(tmp_path / out),
+                                     log_every=1, checkpoint_every=1, device="cpu", seed=2, dataset="300w",
+                                     data_root=str(tmp_path / "300w")), **kw})
+
+    straight = train(cfg("a"), progress=False)  # 6 items from 3 faces: two epochs
+    first = train(cfg("b", time_budget=0.0), progress=False)
+    assert first["stopped_early"] and first["step"] == 1
+    resumed = train(cfg("b"), resume=True, progress=False)
+    a, acfg = load_model(straight["checkpoint"])
+    b, _ = load_model(resumed["checkpoint"])
+    assert acfg.dataset == "300w" and a.config.num_landmarks == 68
+    for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert na == nb and torch.equal(pa, pb), na

@@ -1,4 +1,5 @@
-"""Training of FAN on synthetic faces or a benchmark's training split, with targets rendered on the device by the chosen codec.
+"""Training of FAN on synthetic faces or a benchmark's training split, with targets rendered on
+the device by the chosen codec.
 
 Each step: a batch of crops and continuous landmarks (crop pixels) from the DataLoader; the
 landmarks are mapped to heatmap pixels (shr_ops.coords, stride = crop / heatmap side) and

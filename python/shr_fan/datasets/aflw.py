@@ -7,12 +7,12 @@ CVPR 2016) that SAN, LAB, HRNet, LUVLi and the SHR paper evaluate on:
     ROOT/data/flickr/<nameList entry>   the AFLW images (as the AFLW archive unpacks)
 
 Splits: train = the faces ra[0:20000] (20000), full = ra[20000:] (4386), frontal = the faces of
-full with all 19 points visible (1314 in the release). Point order: brows (0-5, left to right),
-eyes (6-11: outer corner, centre, inner corner, left eye then right), nose (12-14: left, tip,
-right), mouth (15-17: left, centre, right), chin (18).
+full with all 19 points visible (1165, as CCL defines AFLW-Frontal). Point order, each group
+from image left to right: brows (0-5: corner, centre, corner twice), eyes (6-11: corner, centre,
+corner twice), nose (12-14), mouth (15-17), chin (18).
 
-Every point has coordinates (those hidden by pose were estimated by the annotators); `visible`
-holds mask_new and is passed into every item's `visible`; hidden points are trained and scored
+Every point has coordinates (CCL annotated the ones hidden by pose by hand); `visible` holds
+mask_new and is passed into every item's `visible`; hidden points are trained and scored
 like the others, as in the literature. The release states no pixel convention; its coordinates
 are used unchanged, as the community's loaders do (no NME depends on a constant shift). The crop
 box is the annotated face box (19 points do not outline the face). NME is normalised by that
