@@ -467,7 +467,7 @@ def test_cli_train_and_eval_on_300w_fixture(tmp_path, capsys):
                      str(tmp_path / "ced.png")]) == 0
     text = capsys.readouterr().out
     assert "300w common (2 faces), NME normalised by inter-ocular" in text and "inter-pupil" in text
-    assert "| shr |" in text and "| hrnet |" in text and "FR@0.08 %" in text
+    assert "| shr |" in text and "| hrnet |" in text and "| mean shape |" in text and "FR@0.08 %" in text
     assert (tmp_path / "ced.png").stat().st_size > 5000
     make_wflw(tmp_path / "wflw")
     with pytest.raises(ValueError, match="predicts 68 landmarks, wflw has 98"):
@@ -533,3 +533,13 @@ def test_resume_on_a_benchmark_continues_identically(tmp_path):
     assert acfg.dataset == "300w" and a.config.num_landmarks == 68
     for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert na == nb and torch.equal(pa, pb), na
+
+
+def test_mean_crop_shape_baseline(tmp_path):
+    from shr_fan.evaluate import mean_crop_shape
+
+    truth = make_300w(tmp_path)
+    ds = get_dataset("300w", str(tmp_path), "train", crop=64)
+    expected = np.mean([apply_affine(truth[s], ds[i]["matrix"].numpy())
+                        for i, s in enumerate(["afw", "helen/trainset", "lfpw/trainset"])], axis=0)
+    np.testing.assert_allclose(mean_crop_shape(ds), expected, atol=1e-9)

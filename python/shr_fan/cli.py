@@ -127,11 +127,17 @@ def main(argv=None) -> int:
             _print_eval(evaluate(model, cfg, n=args.n, decoders=args.decoders, device=args.device, ced_path=args.ced))
             return 0
         from .datasets import get_dataset, get_spec
-        from .evaluate import evaluate_dataset, table
+        from .evaluate import evaluate_dataset, mean_crop_shape, table
 
         ds = get_dataset(args.dataset, args.data_root, args.split, crop=cfg.crop)
+        spec = get_spec(args.dataset)
+        try:  # the mean-shape baseline needs only the training split's annotations
+            mean_shape = mean_crop_shape(get_dataset(args.dataset, args.data_root, spec.train_split, crop=cfg.crop))
+        except (OSError, ValueError) as e:
+            print(f"(no mean-shape row: the {spec.train_split} split could not be read: {e})")
+            mean_shape = None
         results = evaluate_dataset(model, cfg, ds, decoders=args.decoders, normalisers=args.norm,
-                                   device=args.device, ced_path=args.ced)
+                                   device=args.device, ced_path=args.ced, mean_shape=mean_shape)
         for norm_name, res in results.items():
             print(f"\n{args.dataset} {ds.split} ({len(ds)} faces), NME normalised by {norm_name}:")
             print(table(res, get_spec(args.dataset).ks))

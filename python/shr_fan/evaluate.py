@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from shr_ops import codecs
 
 from . import metrics, plots
-from .data import Augment, SyntheticFaces, apply_affine, invert_affine
+from .data import Augment, SyntheticFaces, apply_affine, crop_matrix, invert_affine
 from .train import TrainConfig, decode_to_crop
 
 TEST_SEED = 1_000_003  # the fixed synthetic test set: disjoint from any training seed below 10^6
@@ -50,18 +50,26 @@ def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet")
     return results
 
 
+def mean_crop_shape(dataset) -> np.ndarray:
+    """[K, 2] mean landmarks of a benchmark split in unaugmented crop pixels (from the annotations
+    alone, no image is read): the prediction of a model that ignores the image."""
+    shapes = [apply_affine(p, crop_matrix(b, dataset.crop)) for p, b in zip(dataset.points, dataset.crop_boxes)]
+    return np.nanmean(np.stack(shapes), axis=0)
+
+
 @torch.no_grad()
 def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrnet"), normalisers=None, ks=None,
                      batch_size: int = 32, device: str | torch.device = "cpu", workers: int = 0,
-                     ced_path: str | None = None) -> dict:
+                     ced_path: str | None = None, mean_shape: np.ndarray | None = None) -> dict:
     """{normaliser: {decoder: metrics.summary(...)}} on a benchmark split (shr_fan.datasets).
 
     Each face is cropped as in training (no augmentation), the heatmaps decoded to crop pixels and
     mapped back to image pixels by the inverse crop matrix, and scored there against the
     annotation (NaN points left out), normalised by each of `normalisers` (default: the
     benchmark's, metrics.DEFAULT_NORMALISERS; "box"/"diagonal" use the annotated face boxes).
-    FR/AUC thresholds `ks` default to the benchmark's. With `ced_path`, the CED of the first
-    normaliser is plotted there."""
+    FR/AUC thresholds `ks` default to the benchmark's. `mean_shape` ([K, 2] crop pixels, e.g.
+    mean_crop_shape of the training split) adds a 'mean shape' row. With `ced_path`, the CED of
+    the first normaliser is plotted there."""
     from .datasets import get_spec
 
     spec = get_spec(dataset.name)
@@ -85,6 +93,8 @@ def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrne
     for name in decoders:
         crop_pts = decode_to_crop(codecs.get_codec(name, cfg.sigma), heat, cfg).numpy()
         preds[name] = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(crop_pts, matrices)])
+    if mean_shape is not None:
+        preds["mean shape"] = np.stack([apply_affine(mean_shape, invert_affine(m)) for m in matrices])
     results = {}
     for norm_name in normalisers:
         norm = metrics.normaliser(norm_name, gt, boxes)
