@@ -231,7 +231,10 @@ def test_300w_missing_images_are_listed(tmp_path):
     make_300w(tmp_path)
     os.remove(tmp_path / "ibug" / "face_5.jpg")
     os.remove(tmp_path / "lfpw" / "testset" / "face_4.png")
-    get_dataset("300w", str(tmp_path), "train")  # unaffected
+    train = get_dataset("300w", str(tmp_path), "train")  # unaffected
+    (tmp_path / "afw" / "face_0.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(FormatError, match="face_0.jpg: not a readable image"):
+        train.image(0)
     with pytest.raises(MissingImagesError, match="2 annotated image") as err:
         get_dataset("300w", str(tmp_path), "full")
     assert len(err.value.missing) == 2 and str(tmp_path / "ibug" / "face_5.jpg") in str(err.value)
@@ -272,6 +275,9 @@ def test_wflw_malformed_lines_and_missing_images(tmp_path):
         with pytest.raises(FormatError, match=expected) as err:
             get_dataset("wflw", str(tmp_path), "test")
         assert str(err.value).startswith(f"{path}:2:")
+    path.write_text("\n\n")
+    with pytest.raises(FormatError, match="found no faces"):
+        get_dataset("wflw", str(tmp_path), "test")
     path.write_text("\n".join(good) + "\n")
     os.remove(tmp_path / "WFLW_images" / "1--Event" / "test_2.jpg")
     with pytest.raises(MissingImagesError, match="test_2.jpg"):
@@ -330,6 +336,10 @@ def test_cofw_malformed(tmp_path, layout):
         get_dataset("cofw", str(tmp_path), "test")
     with pytest.raises(FileNotFoundError, match="COFW_train_color.mat"):
         get_dataset("cofw", str(tmp_path), "train")
+    path.write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    with pytest.raises(FormatError, match="not a readable Matlab file") as err:
+        get_dataset("cofw", str(tmp_path), "test")
+    assert str(err.value).startswith(str(path))
 
 
 # ---- AFLW-19 ----
