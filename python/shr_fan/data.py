@@ -27,8 +27,12 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
 
 
 def box_from_landmarks(points: np.ndarray) -> np.ndarray:
-    """[x0, y0, x1, y1]: the landmarks' extent (the usual face box of landmark benchmarks)."""
-    return np.concatenate([points.min(0), points.max(0)])
+    """[x0, y0, x1, y1]: the landmarks' extent (the usual face box of landmark benchmarks);
+    missing (NaN) landmarks are left out."""
+    finite = np.isfinite(points).all(-1)
+    if not finite.any():
+        raise ValueError("box_from_landmarks: every landmark is NaN; expected at least one finite point")
+    return np.concatenate([points[finite].min(0), points[finite].max(0)])
 
 
 def crop_matrix(box: np.ndarray, size: int, *, enlarge: float = 1.3, scale: float = 1.0, rotation_deg: float = 0.0,
@@ -91,25 +95,33 @@ def colour_jitter(tensor: torch.Tensor, amount: float, rng: np.random.Generator)
 
 
 def crop_sample(image: np.ndarray, points: np.ndarray, box: np.ndarray, crop: int, rng: np.random.Generator,
-                augment: Augment | None, flip_permutation: np.ndarray) -> dict:
+                augment: Augment | None, flip_permutation: np.ndarray, visible: np.ndarray | None = None) -> dict:
     """One training/test sample: the face in `box` cut out by a continuous affine crop (with a
     random augmentation drawn from `rng` when `augment` is given).
 
     Returns dict(image Tensor[3, crop, crop] float32 RGB in [0, 1], landmarks Tensor[K, 2] float64
     in crop pixels (NaN stays NaN), matrix Tensor[2, 3] float64 image -> crop, original
-    Tensor[K, 2] float64 in image pixels, flip Tensor[] bool). A flipped crop has its landmarks permuted by
-    `flip_permutation`, so index k keeps its meaning (e.g. the left eye's outer corner).
+    Tensor[K, 2] float64 in image pixels, visible Tensor[K] bool: the annotation's visibility
+    flags `visible` (all True when None) and-ed with "the point is not NaN", flip Tensor[] bool).
+    A flipped crop has its landmarks and flags permuted by `flip_permutation`, so index k keeps its
+    meaning (e.g. the left eye's outer corner).
+
+    Missing landmarks: a NaN point stays NaN in `landmarks`; training leaves it out of the loss
+    (train.supervised_loss), metrics leave it out of the NME (metrics.nme). Occluded but annotated
+    points (visible False, finite coordinates) are trained and scored like the others, as the
+    benchmarks do.
     """
     params = augment.sample(rng) if augment else {}
     matrix = crop_matrix(box, crop, **params)
     lm = apply_affine(points, matrix)
+    vis = np.isfinite(points).all(-1) & (True if visible is None else np.asarray(visible, dtype=bool))
     if params.get("flip"):
-        lm = lm[flip_permutation]
+        lm, vis = lm[flip_permutation], vis[flip_permutation]
     tensor = to_tensor(warp(image, matrix, crop))
     if augment and augment.colour > 0:
         tensor = colour_jitter(tensor, augment.colour, rng)
     return dict(image=tensor, landmarks=torch.from_numpy(lm), matrix=torch.from_numpy(matrix),
-                original=torch.from_numpy(np.asarray(points, dtype=np.float64)),
+                original=torch.from_numpy(np.asarray(points, dtype=np.float64)), visible=torch.from_numpy(vis),
                 flip=torch.tensor(bool(params.get("flip", False))))
 
 
@@ -136,16 +148,55 @@ class FaceCrops(Dataset):
     def face(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         raise NotImplementedError
 
+    def visibility(self, index: int) -> np.ndarray | None:
+        """bool [K]: the annotation's visibility (occlusion) flags of face `index`; None: no flags."""
+        return None
+
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         image, points, box, seed = self.face(index)
         rng = np.random.default_rng(seed ^ 0x5EED)
-        items = [crop_sample(image, points, box, self.crop, rng, self.augment, self.flip_permutation)
-                 for _ in range(self.views)]
+        items = [crop_sample(image, points, box, self.crop, rng, self.augment, self.flip_permutation,
+                             self.visibility(index)) for _ in range(self.views)]
         if self.views == 1:
             return items[0]
         return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+class EpochCycle(FaceCrops):
+    """`length` training items drawn from a finite dataset epoch after epoch: item i is face
+    perm_e[i mod n] of `faces` (n faces), where perm_e is a permutation drawn afresh for epoch
+    e = i // n from (seed, e), and its augmentation is seeded by (seed, i), so every epoch sees the
+    faces in a new order with new augmentations, and item i is a function of (seed, i) alone (an
+    exact --resume). Crop size, augmentation and landmark scheme are those of `faces`.
+    """
+
+    def __init__(self, faces: FaceCrops, length: int, *, seed: int = 0, views: int = 1):
+        super().__init__(crop=faces.crop, augment=faces.augment, views=views)
+        if len(faces) == 0:
+            raise ValueError("EpochCycle: the dataset holds no faces")
+        self.faces, self.length, self.seed = faces, length, seed
+        self.num_landmarks, self.flip_permutation = faces.num_landmarks, faces.flip_permutation
+        self._perm_epoch, self._perm = -1, None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def source_index(self, index: int) -> int:
+        """The face of `faces` that item `index` shows."""
+        epoch, offset = divmod(index, len(self.faces))
+        if epoch != self._perm_epoch:
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0xE90C, epoch]))
+            self._perm, self._perm_epoch = rng.permutation(len(self.faces)), epoch
+        return int(self._perm[offset])
+
+    def face(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        image, points, box, _ = self.faces.face(self.source_index(index))
+        return image, points, box, sample_seed(self.seed, index)
+
+    def visibility(self, index: int) -> np.ndarray | None:
+        return self.faces.visibility(self.source_index(index))
 
 
 class SyntheticFaces(FaceCrops):

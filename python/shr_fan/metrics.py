@@ -2,8 +2,15 @@
 
 NME is computed per image (mean point-to-point error over the landmarks, divided by the image's
 normalising distance) and then averaged over images. FR@k is the fraction of images with
-NME > k. AUC@k integrates the cumulative error distribution (CED), sampled on
-arange(0, k + 1e-4, 1e-4), with Simpson's rule, divided by k.
+NME > k. AUC@k integrates the cumulative error distribution (CED), sampled on the grid
+0, 1e-4, ..., k (what the usual arange(0, k + 1e-4, 1e-4) means; see `ced`), with Simpson's
+rule, divided by k.
+
+Normalisers (`normaliser(name, gt, boxes)`): "inter-ocular" (outer eye corners: 300-W 36/45,
+WFLW 60/72, COFW 8/9), "inter-pupil" (eye centres of 68 points), "box" (sqrt(w * h) of the face
+box, AFLW's NME_box) and "diagonal" (sqrt(w^2 + h^2), AFLW's NME_diag). DEFAULT_NORMALISERS
+gives each benchmark's, the first being the one its tables report. Missing ground-truth points
+(NaN) are left out of an image's mean; an image needs at least one.
 """
 from __future__ import annotations
 
@@ -30,6 +37,51 @@ def inter_pupil(gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(gt[:, 36:42].mean(1) - gt[:, 42:48].mean(1), axis=-1)
 
 
+def box_size(boxes: np.ndarray) -> np.ndarray:
+    """[N] sqrt(w * h) of face boxes [N, 4] = [x0, y0, x1, y1] (w = x1 - x0, h = y1 - y0)."""
+    w, h = _box_sides(boxes)
+    return np.sqrt(w * h)
+
+
+def box_diagonal(boxes: np.ndarray) -> np.ndarray:
+    """[N] sqrt(w^2 + h^2) of face boxes [N, 4] = [x0, y0, x1, y1]."""
+    w, h = _box_sides(boxes)
+    return np.hypot(w, h)
+
+
+def _box_sides(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be [N, 4] = [x0, y0, x1, y1], got shape {boxes.shape}")
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    bad = ~((w > 0) & (h > 0))
+    if bad.any():
+        raise ValueError(f"boxes must have x1 > x0 and y1 > y0; box {int(np.argmax(bad))} is {boxes[bad][0].tolist()}")
+    return w, h
+
+
+NORMALISERS = ("inter-ocular", "inter-pupil", "box", "diagonal")
+# Each benchmark's normalisers; the first is the one its published tables report (DESIGN.md).
+DEFAULT_NORMALISERS = {"synthetic": ("inter-ocular",), "300w": ("inter-ocular", "inter-pupil"),
+                       "wflw": ("inter-ocular",), "cofw": ("inter-ocular",), "aflw": ("box", "diagonal")}
+
+
+def normaliser(name: str, gt: np.ndarray, boxes: np.ndarray | None = None) -> np.ndarray:
+    """[N] normalising distance `name` (one of NORMALISERS) of ground truth [N, K, 2] (and face
+    boxes [N, 4] for "box" / "diagonal")."""
+    if name == "inter-ocular":
+        return inter_ocular(gt)
+    if name == "inter-pupil":
+        return inter_pupil(gt)
+    if name in ("box", "diagonal"):
+        if boxes is None:
+            raise ValueError(f"normaliser {name!r} needs the face boxes [N, 4]")
+        if len(boxes) != len(gt):
+            raise ValueError(f"normaliser {name!r}: {len(boxes)} boxes for {len(gt)} faces")
+        return box_size(boxes) if name == "box" else box_diagonal(boxes)
+    raise ValueError(f"unknown normaliser {name!r}; expected one of {NORMALISERS}")
+
+
 def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """[N, K] Euclidean errors."""
     if pred.shape != gt.shape or pred.shape[-1] != 2:
@@ -38,8 +90,23 @@ def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def nme(pred: np.ndarray, gt: np.ndarray, norm: np.ndarray) -> np.ndarray:
-    """[N] per-image NME: mean over landmarks of the error, divided by norm [N]."""
-    return point_errors(pred, gt).mean(-1) / norm
+    """[N] per-image NME: mean over landmarks of the error, divided by norm [N]. Landmarks whose
+    ground truth is NaN (missing) are left out of their image's mean."""
+    err = point_errors(pred, gt)
+    valid = np.isfinite(np.asarray(gt)).all(-1)
+    if valid.all():
+        per_image = err.mean(-1)
+    else:
+        empty = ~valid.any(-1)
+        if empty.any():
+            raise ValueError(f"nme: image {int(np.argmax(empty))} has no annotated (finite) ground-truth point")
+        per_image = np.where(valid, err, 0.0).sum(-1) / valid.sum(-1)
+    norm = np.asarray(norm, dtype=np.float64)
+    bad = ~(np.isfinite(norm) & (norm > 0))
+    if bad.any():
+        raise ValueError(f"nme: the normalising distance must be finite and > 0; image {int(np.argmax(bad))} has "
+                         f"{norm[bad][0]}")
+    return per_image / norm
 
 
 def failure_rate(nmes: np.ndarray, k: float) -> float:
@@ -62,8 +129,15 @@ def _simpson(y: np.ndarray, dx: float) -> float:
 
 
 def ced(nmes: np.ndarray, k: float, step: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """(thresholds, fraction of images with NME <= threshold) on arange(0, k + step, step)."""
-    t = np.arange(0.0, k + step, step)
+    """(thresholds, fraction of images with NME <= threshold) on the grid 0, step, ..., k.
+
+    The grid is linspace(0, k, round(k / step) + 1): the literal arange(0, k + step, step) of the
+    usual scripts overshoots by one sample when k / step rounds up in floating point (k = 0.07
+    gives 702 samples ending at 0.0701, and perfect predictions would score AUC@0.07 = 1.0014)."""
+    n = int(round(k / step))
+    if n < 1 or not np.isclose(n * step, k, rtol=0, atol=step * 1e-6):
+        raise ValueError(f"ced: k = {k} must be a positive multiple of step = {step}")
+    t = np.linspace(0.0, k, n + 1)
     nm = np.sort(np.asarray(nmes))
     return t, np.searchsorted(nm, t, side="right") / max(1, len(nm))
 
@@ -82,5 +156,5 @@ def summary(pred: np.ndarray, gt: np.ndarray, norm: np.ndarray, ks=(0.08, 0.10))
     for k in ks:
         out[f"fr@{k:g}"] = failure_rate(per_image, k)
         out[f"auc@{k:g}"] = auc(per_image, k)
-    out["per_landmark"] = (point_errors(pred, gt) / norm[:, None]).mean(0)
+    out["per_landmark"] = np.nanmean(point_errors(pred, gt) / norm[:, None], axis=0)
     return out

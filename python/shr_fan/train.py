@@ -1,4 +1,5 @@
-"""Training of FAN on synthetic faces with targets rendered on the device by the chosen codec.
+"""Training of FAN on synthetic faces or a benchmark's training split, with targets rendered on
+the device by the chosen codec.
 
 Each step: a batch of crops and continuous landmarks (crop pixels) from the DataLoader; the
 landmarks are mapped to heatmap pixels (shr_ops.coords, stride = crop / heatmap side) and
@@ -41,7 +42,7 @@ from torch.utils.data.distributed import DistributedSampler
 from shr_ops import codecs, coords
 
 from . import consistency
-from .data import Augment, FaceCrops, SyntheticFaces
+from .data import Augment, EpochCycle, FaceCrops, SyntheticFaces
 from .model import FAN, PRESETS
 
 
@@ -69,6 +70,9 @@ class TrainConfig:
     consistency_weight: float = 1.0
     consistency_stacks: str = "last"  # "last" or "all"
     stop_gradient: bool = False  # True: the view compared against is a fixed target
+    dataset: str = "synthetic"  # or a benchmark of shr_fan.datasets (300w, wflw, cofw, aflw)
+    data_root: str | None = None  # the benchmark's folder as distributed
+    split: str | None = None  # training split of the benchmark (None: its train split)
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
 
     @classmethod
@@ -77,8 +81,19 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def build_model(cfg: TrainConfig, num_landmarks: int = 68) -> FAN:
-    return FAN(replace(PRESETS[cfg.preset], num_landmarks=num_landmarks))
+def landmark_count(cfg: TrainConfig) -> int:
+    """Landmarks of the configured dataset (68 for the synthetic faces)."""
+    if cfg.dataset == "synthetic":
+        return 68
+    from .datasets import get_spec
+
+    return get_spec(cfg.dataset).num_landmarks
+
+
+def build_model(cfg: TrainConfig, num_landmarks: int | None = None) -> FAN:
+    """FAN of the configured preset with one heatmap per landmark of the dataset (or `num_landmarks`)."""
+    k = landmark_count(cfg) if num_landmarks is None else num_landmarks
+    return FAN(replace(PRESETS[cfg.preset], num_landmarks=k))
 
 
 def heatmap_size(cfg: TrainConfig) -> int:
@@ -98,15 +113,29 @@ def decode_to_crop(codec: codecs.Codec, heatmaps: torch.Tensor, cfg: TrainConfig
 
 
 def train_dataset(cfg: TrainConfig, length: int) -> FaceCrops:
-    """The augmented training set of `length` items (synthetic faces); two views per item when
-    training is Siamese."""
-    return SyntheticFaces(length, seed=cfg.seed, crop=cfg.crop, augment=Augment(), views=2 if cfg.siamese else 1)
+    """The augmented training set of `length` items: synthetic faces, or the benchmark's training
+    split cycled epoch after epoch (data.EpochCycle: item i is a function of (seed, i)); two views
+    per item when training is Siamese."""
+    views = 2 if cfg.siamese else 1
+    if cfg.dataset == "synthetic":
+        return SyntheticFaces(length, seed=cfg.seed, crop=cfg.crop, augment=Augment(), views=views)
+    from .datasets import get_dataset, get_spec
+
+    split = cfg.split or get_spec(cfg.dataset).train_split
+    faces = get_dataset(cfg.dataset, cfg.data_root, split, crop=cfg.crop, augment=Augment())
+    return EpochCycle(faces, length, seed=cfg.seed, views=views)
 
 
 def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks: torch.Tensor,
                     cfg: TrainConfig) -> torch.Tensor:
-    """The heatmap loss of one batch: targets rendered from `landmarks` (crop pixels) on the device."""
-    return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight)
+    """The heatmap loss of one batch: targets rendered from `landmarks` [B, K, 2] (crop pixels) on
+    the device. Missing landmarks (NaN) are left out: their maps weigh 0 (an all-zero target would
+    teach the network that the point is nowhere)."""
+    valid = torch.isfinite(landmarks).all(-1)
+    if bool(valid.all()):
+        return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight)
+    target = targets(codec, torch.where(valid[..., None], landmarks, torch.zeros_like(landmarks)), cfg)
+    return heatmap_loss(outputs, target, cfg.foreground_weight, valid=valid)
 
 
 def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: torch.Tensor, flip_permutation,
@@ -134,11 +163,15 @@ def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: to
     return total
 
 
-def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0) -> torch.Tensor:
+def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0,
+                 valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error over every stack; pixels where the target exceeds 0.1 weigh
     `foreground_weight` (the peaks cover ~1% of a map: unweighted, a network first learns to
-    output zeros, and on a CPU budget it may never leave that)."""
+    output zeros, and on a CPU budget it may never leave that). `valid` (bool [B, K]): maps with
+    False weigh 0."""
     weight = 1.0 + (foreground_weight - 1.0) * (target > 0.1 * target.amax().clamp_min(1e-12))
+    if valid is not None:
+        weight = weight * valid[..., None, None].to(target.dtype)
     return sum(torch.mean(weight * (o.float() - target) ** 2) for o in outputs)
 
 
