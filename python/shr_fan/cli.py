@@ -27,6 +27,8 @@ def _train_args(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--out", default=defaults.out)
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
+    p.add_argument("--fused-loss", action="store_true",
+                   help="render the SHR targets inside the loss (shr_ops.heatmap_loss) instead of storing them")
 
 
 def _config(args):
@@ -34,7 +36,7 @@ def _config(args):
 
     return TrainConfig(preset=args.preset, crop=args.crop, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        codec=args.codec, sigma=args.sigma, seed=args.seed, workers=args.workers, out=args.out,
-                       device=args.device, time_budget=args.time_budget)
+                       device=args.device, time_budget=args.time_budget, fused_loss=args.fused_loss)
 
 
 def _print_eval(results: dict) -> None:

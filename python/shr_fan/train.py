@@ -3,8 +3,9 @@
 Each step: a batch of crops and continuous landmarks (crop pixels) from the DataLoader; the
 landmarks are mapped to heatmap pixels (shr_ops.coords, stride = crop / heatmap side) and
 rendered on the device by the codec's encoder (shr_ops.encode for SHR); loss = mean squared
-error summed over the stacks (intermediate supervision). AdamW with a one-cycle schedule,
-gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the
+error summed over the stacks (intermediate supervision); with `fused_loss` (SHR targets only),
+shr_ops.heatmap_loss renders the targets inside the loss instead, never storing them. AdamW with a
+one-cycle schedule, gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the
 whole state and are written atomically;
 item i of step s is a function of (seed, s, i), so --resume continues the same run.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+import shr_ops
 from shr_ops import codecs, coords
 
 from .data import Augment, FaceCrops, SyntheticFaces
@@ -40,7 +42,8 @@ class TrainConfig:
     codec: str = "shr"
     sigma: float | None = None  # None: the codec's default (shr_ops.defaults)
     target_scale: float = 1.0  # heatmap targets are multiplied by this
-    foreground_weight: float = 10.0  # loss weight of pixels where the target exceeds 0.1 (1: plain MSE)
+    foreground_weight: float = 10.0  # loss weight of pixels where the target exceeds 0.1 * target_scale (1: MSE)
+    fused_loss: bool = False  # shr_ops.heatmap_loss renders the targets inside the loss (codecs with SHR targets)
     seed: int = 0
     workers: int = 1
     out: str = "runs/quick"
@@ -63,6 +66,10 @@ def heatmap_size(cfg: TrainConfig) -> int:
     return cfg.crop // 4
 
 
+# Foreground pixels (weighted by TrainConfig.foreground_weight): target > FOREGROUND_THRESHOLD * target_scale.
+FOREGROUND_THRESHOLD = 0.1
+
+
 def targets(codec: codecs.Codec, landmarks: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """Heatmap targets [B, K, S/4, S/4] rendered on the landmarks' device."""
     size = heatmap_size(cfg)
@@ -80,17 +87,36 @@ def train_dataset(cfg: TrainConfig, length: int) -> FaceCrops:
     return SyntheticFaces(length, seed=cfg.seed, crop=cfg.crop, augment=Augment())
 
 
+def check_fused_loss(codec: codecs.Codec) -> None:
+    """The fused loss renders shr_ops.encode's targets: only codecs with that encoder can use it."""
+    if codec.encoder != "shr":
+        shr_targets = tuple(name for name, (enc, _, _) in codecs.CODEC_TABLE.items() if enc == "shr")
+        raise ValueError(f"fused_loss (--fused-loss) renders SHR targets (shr_ops.encode), but codec {codec.name!r} "
+                         f"uses the {codec.encoder!r} encoder; use a codec with SHR targets {shr_targets} or drop "
+                         "the flag")
+
+
 def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks: torch.Tensor,
                     cfg: TrainConfig) -> torch.Tensor:
-    """The heatmap loss of one batch: targets rendered from `landmarks` (crop pixels) on the device."""
-    return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight)
+    """The heatmap loss of one batch, summed over the stacks: targets rendered from `landmarks`
+    Tensor[B, K, 2] (crop pixels) on the device; with cfg.fused_loss, inside shr_ops.heatmap_loss
+    (same value and gradients within float tolerance, the target tensor never stored)."""
+    if not cfg.fused_loss:
+        return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight, cfg.target_scale)
+    check_fused_loss(codec)
+    size = heatmap_size(cfg)
+    hm = coords.image_to_heatmap(landmarks, cfg.crop / size).float()
+    return sum(shr_ops.heatmap_loss(o, hm, codec.sigma, foreground_weight=cfg.foreground_weight,
+                                    threshold=FOREGROUND_THRESHOLD, scale=cfg.target_scale) for o in outputs)
 
 
-def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0) -> torch.Tensor:
-    """Mean squared error over every stack; pixels where the target exceeds 0.1 weigh
-    `foreground_weight` (the peaks cover ~1% of a map: unweighted, a network first learns to
+def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0,
+                 target_scale: float = 1.0) -> torch.Tensor:
+    """Mean squared error over every stack (outputs: Tensor[B, K, H, W] each, target likewise);
+    pixels where the target exceeds FOREGROUND_THRESHOLD * target_scale (the targets' peak value)
+    weigh `foreground_weight` (the peaks cover ~1% of a map: unweighted, a network first learns to
     output zeros, and on a CPU budget it may never leave that)."""
-    weight = 1.0 + (foreground_weight - 1.0) * (target > 0.1 * target.amax().clamp_min(1e-12))
+    weight = 1.0 + (foreground_weight - 1.0) * (target > FOREGROUND_THRESHOLD * target_scale)
     return sum(torch.mean(weight * (o.float() - target) ** 2) for o in outputs)
 
 
@@ -123,6 +149,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     random.seed(cfg.seed)
     device = torch.device(cfg.device)
     codec = codecs.get_codec(cfg.codec, cfg.sigma)
+    if cfg.fused_loss:
+        check_fused_loss(codec)
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
