@@ -66,24 +66,32 @@ inline acc_t row_loss(const pred_t* p, const acc_t* ex, acc_t ty, const LossPara
 }
 
 // One row of the backward pass: gp_j = c w (p_j - t_j); returns (sum_j q_j, sum_j q_j dx_j) with
-// q_j = w (p_j - t_j) t_j, the row's share of the landmark gradient.
+// q_j = w (p_j - t_j) t_j, the row's share of the landmark gradient. An element-wise pass (q into
+// the row buffer `q`), then the two sums over fixed lanes.
 template <typename pred_t, typename acc_t>
-inline std::pair<acc_t, acc_t> row_backward(const pred_t* p, pred_t* gp, const acc_t* ex, const acc_t* dx, acc_t ty,
-                                            acc_t c, const LossParams<acc_t>& k, int64_t W) {
+inline std::pair<acc_t, acc_t> row_backward(const pred_t* __restrict__ p, pred_t* __restrict__ gp,
+                                            const acc_t* __restrict__ ex, const acc_t* __restrict__ dx,
+                                            acc_t* __restrict__ q, acc_t ty, acc_t c, const LossParams<acc_t>& k,
+                                            int64_t W) {
+  const acc_t thr = k.thr, fw = k.fw;
+  for (int64_t j = 0; j < W; ++j) {
+    const acc_t t = ty * ex[j];
+    const acc_t wr = (t > thr ? fw : acc_t(1)) * (static_cast<acc_t>(p[j]) - t);
+    gp[j] = static_cast<pred_t>(c * wr);
+    q[j] = wr * t;
+  }
   acc_t lq[kLanes] = {}, lqx[kLanes] = {};
   int64_t j = 0;
-  auto pixel = [&](int64_t jj, int l) {
-    const acc_t t = ty * ex[jj];
-    const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(p[jj]) - t);
-    gp[jj] = static_cast<pred_t>(c * wr);
-    const acc_t q = wr * t;
-    lq[l] += q;
-    lqx[l] += q * dx[jj];
-  };
   for (; j + kLanes <= W; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) pixel(j + l, l);
+    for (int l = 0; l < kLanes; ++l) {
+      lq[l] += q[j + l];
+      lqx[l] += q[j + l] * dx[j + l];
+    }
   }
-  for (; j < W; ++j) pixel(j, 0);
+  for (; j < W; ++j) {
+    lq[0] += q[j];
+    lqx[0] += q[j] * dx[j];
+  }
   acc_t sq = 0, sqx = 0;
   for (int l = 0; l < kLanes; ++l) {
     sq += lq[l];
@@ -123,6 +131,7 @@ void heatmap_loss_backward_cpu_impl(const pred_t* pred, const acc_t* lm, const b
   const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
   at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
     Axis<acc_t> ax(W), ay(H);
+    std::vector<acc_t> q(W);
     for (int64_t m = begin; m < end; ++m) {
       const bool valid = landmark_valid(lm, vis, m);
       ax.fill(lm[2 * m], k.neg_inv_2s2, valid);
@@ -132,7 +141,7 @@ void heatmap_loss_backward_cpu_impl(const pred_t* pred, const acc_t* lm, const b
       double sx = 0, sy = 0;
       for (int64_t i = 0; i < H; ++i) {
         const auto [sq, sqx] =
-            row_backward(pm + i * W, gm + i * W, ax.e.data(), ax.d.data(), k.scale * ay.e[i], c, k, W);
+            row_backward(pm + i * W, gm + i * W, ax.e.data(), ax.d.data(), q.data(), k.scale * ay.e[i], c, k, W);
         sx += sqx;
         sy += static_cast<double>(ay.d[i]) * sq;
       }
