@@ -73,6 +73,16 @@ TORCH_LIBRARY(shr_ops, m) {
   m.def(
       "decode_backward(Tensor grad_coords, Tensor grad_scores, Tensor heatmaps, Tensor index, int window, "
       "float temperature) -> Tensor");
+  // pred: Tensor[..., K, H, W]; landmarks: Tensor[..., K, 2] (float64 for float64 pred, else float32).
+  // Returns the weighted MSE of pred against SHR targets rendered on the fly (formula: heatmap_loss.h),
+  // a 0-dim tensor of landmarks' dtype.
+  m.def(
+      "heatmap_loss(Tensor pred, Tensor landmarks, Tensor? visible, float sigma, float foreground_weight, "
+      "float threshold, float scale) -> Tensor");
+  // grad: 0-dim, the loss' dtype. Returns (d loss / d pred of pred's dtype, d loss / d landmarks).
+  m.def(
+      "heatmap_loss_backward(Tensor grad, Tensor pred, Tensor landmarks, Tensor? visible, float sigma, "
+      "float foreground_weight, float threshold, float scale) -> (Tensor, Tensor)");
   m.def("build_info() -> str", &shr_ops::build_info);
 }
 

@@ -2,8 +2,9 @@
 
     heatmaps = shr_ops.encode(landmarks, (64, 64), sigma)            # Tensor[..., K, H, W]
     coords = shr_ops.decode(heatmaps, window=w, temperature=t)       # Tensor[..., K, 2]
+    loss = shr_ops.heatmap_loss(pred, landmarks, sigma)              # Tensor[], targets never stored
 
-Both are differentiable, traceable by torch.compile, and tested against shr_ops.reference.
+All are differentiable, traceable by torch.compile, and tested against shr_ops.reference.
 Public modules: codecs (baseline codecs), coords (image <-> heatmap maps), filters (Gaussian
 pre-filter), defaults (SHR's defaults and the study figures behind them).
 """
@@ -24,10 +25,10 @@ except ImportError as exc:  # pragma: no cover - depends on how the package was 
 
 from . import _autograd, _fake, reference  # noqa: E402,F401
 from . import codecs, coords, defaults, filters  # noqa: E402,F401
-from .ops import decode, encode  # noqa: E402
+from .ops import decode, encode, heatmap_loss  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["encode", "decode", "reference", "codecs", "coords", "defaults", "filters", "build_info", "__version__"]
+__all__ = ["encode", "decode", "heatmap_loss", "reference", "codecs", "coords", "defaults", "filters", "build_info", "__version__"]
 
 
 def build_info() -> dict:

@@ -1,5 +1,6 @@
-"""Autograd formulas of shr_ops.encode and shr_ops.decode; each backward is an op of its own
-(shr_ops::encode_backward, shr_ops::decode_backward) with CPU and CUDA kernels."""
+"""Autograd formulas of shr_ops.encode, shr_ops.decode and shr_ops.heatmap_loss; each backward is
+an op of its own (shr_ops::encode_backward, shr_ops::decode_backward, shr_ops::heatmap_loss_backward)
+with CPU and CUDA kernels."""
 from __future__ import annotations
 
 import torch
@@ -36,5 +37,23 @@ def _decode_backward(ctx, grad_coords, grad_scores, _grad_index):
     return grad_heatmaps, None, None
 
 
+def _heatmap_loss_setup_context(ctx, inputs, output):
+    pred, landmarks, visible, sigma, foreground_weight, threshold, scale = inputs
+    ctx.save_for_backward(pred, landmarks, visible)
+    ctx.params = (sigma, foreground_weight, threshold, scale)
+
+
+def _heatmap_loss_backward(ctx, grad):
+    pred, landmarks, visible = ctx.saved_tensors
+    grad_pred = grad_landmarks = None
+    if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+        grad_pred, grad_landmarks = torch.ops.shr_ops.heatmap_loss_backward(grad, pred, landmarks, visible,
+                                                                            *ctx.params)
+    return (grad_pred if ctx.needs_input_grad[0] else None, grad_landmarks if ctx.needs_input_grad[1] else None,
+            None, None, None, None, None)
+
+
 torch.library.register_autograd("shr_ops::encode", _encode_backward, setup_context=_encode_setup_context)
 torch.library.register_autograd("shr_ops::decode", _decode_backward, setup_context=_decode_setup_context)
+torch.library.register_autograd("shr_ops::heatmap_loss", _heatmap_loss_backward,
+                                setup_context=_heatmap_loss_setup_context)

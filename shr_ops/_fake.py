@@ -30,3 +30,13 @@ def _decode_fake(heatmaps, window, temperature):
 @torch.library.register_fake("shr_ops::decode_backward")
 def _decode_backward_fake(grad_coords, grad_scores, heatmaps, index, window, temperature):
     return heatmaps.new_empty(heatmaps.shape)
+
+
+@torch.library.register_fake("shr_ops::heatmap_loss")
+def _heatmap_loss_fake(pred, landmarks, visible, sigma, foreground_weight, threshold, scale):
+    return pred.new_empty((), dtype=compute_dtype(pred.dtype))
+
+
+@torch.library.register_fake("shr_ops::heatmap_loss_backward")
+def _heatmap_loss_backward_fake(grad, pred, landmarks, visible, sigma, foreground_weight, threshold, scale):
+    return pred.new_empty(pred.shape), landmarks.new_empty(landmarks.shape)

@@ -51,6 +51,14 @@ def _check_size(size, op: str) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def _check_non_negative(name: str, value, op: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{op}: {name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
 def check_landmarks(landmarks, size, sigma, visible, op: str) -> tuple[tuple[int, int], float]:
     """The checks every encoder shares: landmarks Tensor[..., K, 2] of a float dtype, size,
     sigma > 0, and visible (None or a bool Tensor[..., K] on landmarks' device).
@@ -77,14 +85,15 @@ def check_landmarks(landmarks, size, sigma, visible, op: str) -> tuple[tuple[int
     return size, sigma
 
 
-def check_heatmaps(heatmaps, op: str) -> None:
-    """The checks every decoder shares: heatmaps Tensor[..., K, H, W] of a float dtype, H, W >= 1."""
-    _check_tensor("heatmaps", heatmaps, op)
-    _check_float_dtype("heatmaps", heatmaps.dtype, op)
+def check_heatmaps(heatmaps, op: str, name: str = "heatmaps") -> None:
+    """The checks every decoder shares: heatmaps Tensor[..., K, H, W] of a float dtype, H, W >= 1
+    (`name`: the argument's name in the messages)."""
+    _check_tensor(name, heatmaps, op)
+    _check_float_dtype(name, heatmaps.dtype, op)
     if heatmaps.dim() < 3:
-        raise ValueError(f"{op}: heatmaps must have shape [..., K, H, W], got {tuple(heatmaps.shape)}")
+        raise ValueError(f"{op}: {name} must have shape [..., K, H, W], got {tuple(heatmaps.shape)}")
     if heatmaps.shape[-1] < 1 or heatmaps.shape[-2] < 1:
-        raise ValueError(f"{op}: heatmaps must have H >= 1 and W >= 1, got {tuple(heatmaps.shape)}")
+        raise ValueError(f"{op}: {name} must have H >= 1 and W >= 1, got {tuple(heatmaps.shape)}")
 
 
 def encode(
@@ -171,3 +180,58 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
         heatmaps = gaussian_blur(heatmaps.to(compute_dtype(heatmaps.dtype)), blur)
     coords, scores, _ = torch.ops.shr_ops.decode(heatmaps, window, temperature)
     return (coords, scores) if return_scores else coords
+
+
+def heatmap_loss(
+    pred: Tensor,
+    landmarks: Tensor,
+    sigma: float = DEFAULT_SIGMA,
+    *,
+    visible: Tensor | None = None,
+    foreground_weight: float = 1.0,
+    threshold: float = 0.1,
+    scale: float = 1.0,
+) -> Tensor:
+    """Weighted mean squared error of heatmaps against SHR targets rendered on the fly (fused).
+
+    ``mean(w * (pred - t) ** 2)`` over every pixel, where ``t = scale * encode(landmarks, (H, W), sigma)``
+    is the target ``shr_ops.encode`` renders (exact subpixel centres; zero maps for NaN/infinite or
+    invisible landmarks) and ``w = foreground_weight`` where ``t > threshold * scale``, else 1. The
+    target tensor is never materialised: per map, H + W exponentials (separable), then one pass over
+    ``pred``; the sum is taken in float64 per map and over maps in a fixed order (deterministic).
+    Same value as ``shr_ops.reference.heatmap_loss`` (encode + weighted MSE) within float tolerance.
+
+    Differentiable w.r.t. ``pred`` (``2 w (pred - t) / N``) and ``landmarks`` (through ``t``; the
+    weight ``w`` is piecewise constant and contributes nothing, as in autograd of the reference).
+
+    Args:
+        pred: Tensor[..., K, H, W], float32/float64/float16/bfloat16 (the latter two computed in
+            float32). Any strides.
+        landmarks: Tensor[..., K, 2], (x, y) in heatmap pixels (coordinates as in ``encode``), any
+            float dtype; converted to float64 for float64 ``pred``, else float32.
+        sigma: standard deviation of the target in heatmap pixels, > 0 (default as ``encode``).
+        visible: optional Tensor[..., K] bool; False makes that map's target zero.
+        foreground_weight: weight (>= 0) of the pixels where the target exceeds ``threshold * scale``;
+            1 gives the plain MSE.
+        threshold: foreground threshold (>= 0) relative to the target's peak value ``scale``.
+        scale: target amplitude (> 0): ``t = scale * exp(...)``.
+
+    Returns:
+        Tensor[] (a scalar) on pred's device, float64 for float64 ``pred`` and float32 otherwise;
+        0 for an empty ``pred``.
+    """
+    op = "shr_ops.heatmap_loss"
+    check_heatmaps(pred, op, "pred")
+    _, sigma = check_landmarks(landmarks, tuple(pred.shape[-2:]), sigma, visible, op)
+    if landmarks.shape[:-1] != pred.shape[:-2]:
+        raise ValueError(
+            f"{op}: landmarks must have shape pred.shape[:-2] + (2,) = {(*pred.shape[:-2], 2)} ([..., K, 2]), "
+            f"got {tuple(landmarks.shape)}"
+        )
+    if landmarks.device != pred.device:
+        raise ValueError(f"{op}: landmarks must be on pred's device ({pred.device}), got {landmarks.device}")
+    foreground_weight = _check_non_negative("foreground_weight", foreground_weight, op)
+    threshold = _check_non_negative("threshold", threshold, op)
+    scale = _check_positive("scale", scale, op)
+    lm = landmarks.to(compute_dtype(pred.dtype))
+    return torch.ops.shr_ops.heatmap_loss(pred, lm, visible, sigma, foreground_weight, threshold, scale)

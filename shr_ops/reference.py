@@ -56,6 +56,28 @@ def encode(
     return heat.to(out_dtype)
 
 
+def heatmap_loss(
+    pred: Tensor,
+    landmarks: Tensor,
+    sigma: float,
+    *,
+    visible: Tensor | None = None,
+    foreground_weight: float = 1.0,
+    threshold: float = 0.1,
+    scale: float = 1.0,
+) -> Tensor:
+    """Reference of shr_ops.heatmap_loss: encode the targets, then the weighted MSE.
+
+    pred Tensor[..., K, H, W], landmarks Tensor[..., K, 2] -> Tensor[] (0 for an empty pred):
+    mean(w * (pred - t)^2), t = scale * encode(landmarks), w = foreground_weight where
+    t > threshold * scale, else 1. Computed in float64 for float64 pred, else float32.
+    """
+    acc = compute_dtype(pred.dtype)
+    target = encode(landmarks, tuple(pred.shape[-2:]), sigma, visible=visible, dtype=acc) * scale
+    weight = 1.0 + (foreground_weight - 1.0) * (target > threshold * scale).to(acc)
+    return (weight * (pred.to(acc) - target) ** 2).sum() / max(pred.numel(), 1)
+
+
 def decode_with_index(heatmaps: Tensor, *, window: int, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
     """Local-window soft-argmax: Tensor[..., K, H, W] -> (coords [..., K, 2], scores [..., K], index [..., K]).
 

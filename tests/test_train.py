@@ -1,10 +1,12 @@
 """Training: a step learns, resume continues identically, the CLI runs end to end (tiny, CPU)."""
+from dataclasses import replace
+
 import pytest
 import torch
 
 from shr_fan import cli
-from shr_fan.data import SyntheticFaces
-from shr_fan.train import TrainConfig, build_model, heatmap_loss, load_model, targets, train
+from shr_fan.data import Augment, SyntheticFaces
+from shr_fan.train import TrainConfig, build_model, heatmap_loss, load_model, supervised_loss, targets, train
 from shr_ops import codecs
 
 
@@ -33,6 +35,36 @@ def test_one_step_decreases_the_loss_on_a_fixed_batch(tmp_path):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_fused_loss_gives_the_same_loss_and_gradients(tmp_path):
+    cfg = _cfg(tmp_path, target_scale=0.8)  # foreground_weight 10 (the default)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ds = SyntheticFaces(2, seed=2, crop=cfg.crop, augment=Augment())
+    batch = [ds[i] for i in range(2)]
+    images = torch.stack([b["image"] for b in batch])
+    lm = torch.stack([b["landmarks"] for b in batch])
+    codec = codecs.get_codec("shr")
+    outputs = model(images)
+    results = []
+    for fused in (False, True):
+        model.zero_grad(set_to_none=True)
+        loss = supervised_loss(codec, outputs, lm, replace(cfg, fused_loss=fused))
+        loss.backward(retain_graph=True)
+        results.append((loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])))
+    (loss_a, grad_a), (loss_b, grad_b) = results
+    torch.testing.assert_close(loss_b, loss_a, rtol=1e-5, atol=0)
+    # Some parameters (biases before a batch norm) have gradients at rounding level: compare on the whole scale.
+    torch.testing.assert_close(grad_b, grad_a, rtol=1e-4, atol=1e-5 * grad_a.abs().max().item())
+    with pytest.raises(ValueError, match="codec 'hrnet' uses the 'rounded' encoder"):
+        supervised_loss(codecs.get_codec("hrnet"), outputs, lm, replace(cfg, fused_loss=True))
+
+
+def test_cli_fused_loss_needs_shr_targets(tmp_path):
+    with pytest.raises(ValueError, match="--fused-loss"):
+        cli.main(["train", "--codec", "fa", "--fused-loss", "--steps", "1", "--workers", "0", "--out",
+                  str(tmp_path / "run"), "--device", "cpu"])
 
 
 def test_resume_continues_identically(tmp_path):

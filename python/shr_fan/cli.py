@@ -41,6 +41,8 @@ def _train_args(p: argparse.ArgumentParser, defaults) -> None:
                    help="training data: synthetic faces or a benchmark read from --data-root")
     p.add_argument("--data-root", default=None, help="the benchmark's folder, as distributed (see README)")
     p.add_argument("--split", default=None, help="the benchmark's training split (default: train)")
+    p.add_argument("--fused-loss", action="store_true",
+                   help="render the SHR targets inside the loss (shr_ops.heatmap_loss) instead of storing them")
 
 
 def _config(args):
@@ -51,7 +53,8 @@ def _config(args):
                        device=args.device, time_budget=args.time_budget, siamese=args.siamese,
                        consistency=args.consistency, consistency_weight=args.consistency_weight,
                        consistency_stacks=args.consistency_stacks, stop_gradient=args.stop_gradient,
-                       dataset=args.dataset, data_root=args.data_root, split=args.split)
+                       dataset=args.dataset, data_root=args.data_root, split=args.split,
+                       fused_loss=args.fused_loss)
 
 
 def _print_eval(results: dict) -> None:

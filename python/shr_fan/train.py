@@ -4,8 +4,9 @@ the device by the chosen codec.
 Each step: a batch of crops and continuous landmarks (crop pixels) from the DataLoader; the
 landmarks are mapped to heatmap pixels (shr_ops.coords, stride = crop / heatmap side) and
 rendered on the device by the codec's encoder (shr_ops.encode for SHR); loss = mean squared
-error summed over the stacks (intermediate supervision). AdamW with a one-cycle schedule,
-gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the
+error summed over the stacks (intermediate supervision); with `fused_loss` (SHR targets only),
+shr_ops.heatmap_loss renders the targets inside the loss instead, never storing them. AdamW with a
+one-cycle schedule, gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the
 whole state and are written atomically;
 item i of step s is a function of (seed, s, i), so --resume continues the same run.
 
@@ -39,6 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
+import shr_ops
 from shr_ops import codecs, coords
 
 from . import consistency
@@ -58,7 +60,8 @@ class TrainConfig:
     codec: str = "shr"
     sigma: float | None = None  # None: the codec's default (shr_ops.defaults)
     target_scale: float = 1.0  # heatmap targets are multiplied by this
-    foreground_weight: float = 10.0  # loss weight of pixels where the target exceeds 0.1 (1: plain MSE)
+    foreground_weight: float = 10.0  # loss weight of pixels where the target exceeds 0.1 * target_scale (1: MSE)
+    fused_loss: bool = False  # shr_ops.heatmap_loss renders the targets inside the loss (codecs with SHR targets)
     seed: int = 0
     workers: int = 1
     out: str = "runs/quick"
@@ -100,6 +103,10 @@ def heatmap_size(cfg: TrainConfig) -> int:
     return cfg.crop // 4
 
 
+# Foreground pixels (weighted by TrainConfig.foreground_weight): target > FOREGROUND_THRESHOLD * target_scale.
+FOREGROUND_THRESHOLD = 0.1
+
+
 def targets(codec: codecs.Codec, landmarks: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """Heatmap targets [B, K, S/4, S/4] rendered on the landmarks' device."""
     size = heatmap_size(cfg)
@@ -126,16 +133,34 @@ def train_dataset(cfg: TrainConfig, length: int) -> FaceCrops:
     return EpochCycle(faces, length, seed=cfg.seed, views=views)
 
 
+def check_fused_loss(codec: codecs.Codec) -> None:
+    """The fused loss renders shr_ops.encode's targets: only codecs with that encoder can use it."""
+    if codec.encoder != "shr":
+        shr_targets = tuple(name for name, (enc, _, _) in codecs.CODEC_TABLE.items() if enc == "shr")
+        raise ValueError(f"fused_loss (--fused-loss) renders SHR targets (shr_ops.encode), but codec {codec.name!r} "
+                         f"uses the {codec.encoder!r} encoder; use a codec with SHR targets {shr_targets} or drop "
+                         "the flag")
+
+
 def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks: torch.Tensor,
                     cfg: TrainConfig) -> torch.Tensor:
-    """The heatmap loss of one batch: targets rendered from `landmarks` [B, K, 2] (crop pixels) on
-    the device. Missing landmarks (NaN) are left out: their maps weigh 0 (an all-zero target would
-    teach the network that the point is nowhere)."""
+    """The heatmap loss of one batch, summed over the stacks: targets rendered from `landmarks`
+    Tensor[B, K, 2] (crop pixels) on the device; with cfg.fused_loss, inside shr_ops.heatmap_loss
+    (same value and gradients within float tolerance, the target tensor never stored). Missing
+    landmarks (NaN) are left out: their maps weigh 0 (an all-zero target would teach the network
+    that the point is nowhere); a batch with missing landmarks takes the unfused path, which can
+    mask them."""
     valid = torch.isfinite(landmarks).all(-1)
-    if bool(valid.all()):
-        return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight)
-    target = targets(codec, torch.where(valid[..., None], landmarks, torch.zeros_like(landmarks)), cfg)
-    return heatmap_loss(outputs, target, cfg.foreground_weight, valid=valid)
+    if not bool(valid.all()):
+        target = targets(codec, torch.where(valid[..., None], landmarks, torch.zeros_like(landmarks)), cfg)
+        return heatmap_loss(outputs, target, cfg.foreground_weight, cfg.target_scale, valid=valid)
+    if not cfg.fused_loss:
+        return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight, cfg.target_scale)
+    check_fused_loss(codec)
+    size = heatmap_size(cfg)
+    hm = coords.image_to_heatmap(landmarks, cfg.crop / size).float()
+    return sum(shr_ops.heatmap_loss(o, hm, codec.sigma, foreground_weight=cfg.foreground_weight,
+                                    threshold=FOREGROUND_THRESHOLD, scale=cfg.target_scale) for o in outputs)
 
 
 def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: torch.Tensor, flip_permutation,
@@ -156,7 +181,7 @@ def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: to
         if cfg.consistency == "heatmap":
             total = total + consistency.heatmap_consistency(
                 h_a, h_b, t_ab.to(h_a.device), order, stop_gradient=cfg.stop_gradient,
-                foreground_weight=cfg.foreground_weight, threshold=0.1 * cfg.target_scale)
+                foreground_weight=cfg.foreground_weight, threshold=FOREGROUND_THRESHOLD * cfg.target_scale)
         else:
             total = total + consistency.coordinate_consistency(h_a, h_b, t_ab.to(h_a.device), order,
                                                                stop_gradient=cfg.stop_gradient)
@@ -164,12 +189,13 @@ def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: to
 
 
 def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0,
-                 valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error over every stack; pixels where the target exceeds 0.1 weigh
-    `foreground_weight` (the peaks cover ~1% of a map: unweighted, a network first learns to
+                 target_scale: float = 1.0, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over every stack (outputs: Tensor[B, K, H, W] each, target likewise);
+    pixels where the target exceeds FOREGROUND_THRESHOLD * target_scale (the targets' peak value)
+    weigh `foreground_weight` (the peaks cover ~1% of a map: unweighted, a network first learns to
     output zeros, and on a CPU budget it may never leave that). `valid` (bool [B, K]): maps with
     False weigh 0."""
-    weight = 1.0 + (foreground_weight - 1.0) * (target > 0.1 * target.amax().clamp_min(1e-12))
+    weight = 1.0 + (foreground_weight - 1.0) * (target > FOREGROUND_THRESHOLD * target_scale)
     if valid is not None:
         weight = weight * valid[..., None, None].to(target.dtype)
     return sum(torch.mean(weight * (o.float() - target) ** 2) for o in outputs)
@@ -235,6 +261,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     np.random.seed(cfg.seed % 2**32)
     random.seed(cfg.seed)
     codec = codecs.get_codec(cfg.codec, cfg.sigma)
+    if cfg.fused_loss:
+        check_fused_loss(codec)
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
