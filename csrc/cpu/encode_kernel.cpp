@@ -111,23 +111,37 @@ void encode_backward_cpu_impl(const grad_t* g, const acc_t* lm, const bool* vis,
   });
 }
 
-at::Tensor encode_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
-                      int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
-  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
+// Writes the maps of `landmarks` (checked) into `out` (contiguous, of out's dtype).
+void encode_cpu_into(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
+                     c10::optional<double> radius, at::Tensor& out) {
   TORCH_CHECK(landmarks.device().is_cpu(), "shr_ops.encode: CPU kernel got landmarks on ", landmarks.device());
-  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
   const int64_t M = landmarks.numel() / 2;
-  if (M == 0) return out;
+  if (M == 0) return;
+  const int64_t height = out.size(-2), width = out.size(-1);
   const at::Tensor lm = landmarks.contiguous();
   const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
   const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
   const double r2 = radius.has_value() ? (*radius) * (*radius) : -1.0;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "shr_ops_encode_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "shr_ops_encode_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     encode_cpu_impl<scalar_t, acc_t>(lm.const_data_ptr<acc_t>(), vis_ptr, out.mutable_data_ptr<scalar_t>(), M, height,
                                      width, static_cast<acc_t>(sigma), static_cast<acc_t>(r2));
   });
+}
+
+at::Tensor encode_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
+                      int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
+  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
+  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
+  encode_cpu_into(landmarks, visible, sigma, radius, out);
   return out;
+}
+
+void encode_out_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
+                    c10::optional<double> radius, at::Tensor out) {
+  check_encode_out(landmarks, out);
+  check_encode_args(landmarks, visible, out.size(-2), out.size(-1), sigma, radius, out.scalar_type());
+  encode_cpu_into(landmarks, visible, sigma, radius, out);
 }
 
 at::Tensor encode_backward_cpu(const at::Tensor& grad, const at::Tensor& landmarks,
@@ -168,5 +182,6 @@ at::Tensor encode_backward_cpu(const at::Tensor& grad, const at::Tensor& landmar
 
 TORCH_LIBRARY_IMPL(shr_ops, CPU, m) {
   m.impl("encode", &shr_ops::encode_cpu);
+  m.impl("encode_out", &shr_ops::encode_out_cpu);
   m.impl("encode_backward", &shr_ops::encode_backward_cpu);
 }
