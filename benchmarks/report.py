@@ -120,8 +120,8 @@ def scaling_lines(path: str) -> list[str]:
     with open(path) as f:
         sc = json.load(f)
     lines = [f"Cost growth on {sc['device']} ({sc['machine']}): median time per call against B*K*H*W "
-             f"(64x64 maps; K grown to 68, then B), from `benchmarks/scaling.py`; the last column is the op's time "
-             "over fill_ of a buffer of the same size.", "",
+             f"(64x64 maps; K grown to 68, then B), from `benchmarks/scaling.py`; each cell: median time "
+             "(its ratio to fill_ of a buffer of the same size, same run).", "",
              f"![time vs elements]({sc['png']})", "",
              "| elements | " + " | ".join(sc["ops"]) + " |", "|---|" + "---|" * len(sc["ops"])]
     for row in sc["points"]:

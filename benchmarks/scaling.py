@@ -51,7 +51,7 @@ def main():
     if device == "cpu":
         with open("/proc/cpuinfo") as f:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        machine = f"{names[0] if names else machine}, {torch.get_num_threads()} threads"
+        machine = f"{names[0] if names else machine}, torch threads: {torch.get_num_threads()}"
     ops = ["fill", "encode_out", "encode", "decode", "decode_default"]
     points, stopped = [], None
     for exponent in [5 + 0.5 * i for i in range(9)]:
