@@ -3,6 +3,7 @@
 // H[m, i, j] = exp(-((j - x_m)^2 + (i - y_m)^2) / (2 sigma^2)), evaluated separably: W + H
 // exponentials per map, then one product per pixel. Optional disc truncation
 // (zero where (j - x)^2 + (i - y)^2 > radius^2). Non-finite or invisible landmarks give zero maps.
+// The forward flushes denormals: values below the smallest normal number are written as 0.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -10,9 +11,14 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "../shr_ops.h"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 namespace shr_ops {
 namespace {
@@ -24,15 +30,38 @@ template <typename acc_t>
 struct Axis {
   std::vector<acc_t> e, d, d2;
   explicit Axis(int64_t n) : e(n), d(n), d2(n) {}
+  // e by a recurrence from the in-frame pixel nearest c outward, in double: 4 exp calls instead of
+  // n (each step multiplies by a ratio <= 1, so nothing overflows; the error stays within a few
+  // double ulps, far below acc_t's rounding).
   void fill(acc_t c, acc_t neg_inv_2s2) {
     const int64_t n = static_cast<int64_t>(e.size());
     for (int64_t j = 0; j < n; ++j) {
       const acc_t dj = static_cast<acc_t>(j) - c;
       d[j] = dj;
       d2[j] = dj * dj;
-      e[j] = shr_exp(dj * dj * neg_inv_2s2);
     }
+    const double a = static_cast<double>(neg_inv_2s2), cd = static_cast<double>(c);
+    const int64_t jc = static_cast<int64_t>(std::min(std::max(std::nearbyint(cd), 0.0), static_cast<double>(n - 1)));
+    const double dc = static_cast<double>(jc) - cd, step = std::exp(2 * a);
+    const double ec = std::exp(a * dc * dc);
+    e[jc] = static_cast<acc_t>(ec);
+    double v = ec, q = std::exp(a * (2 * dc + 1));  // e[j + 1] / e[j] for j = jc
+    for (int64_t j = jc + 1; j < n; ++j, q *= step) e[j] = static_cast<acc_t>(v *= q);
+    v = ec;
+    q = std::exp(a * (1 - 2 * dc));  // e[j - 1] / e[j] for j = jc
+    for (int64_t j = jc - 1; j >= 0; --j, q *= step) e[j] = static_cast<acc_t>(v *= q);
   }
+};
+
+// While alive, the calling thread flushes denormal results to zero (x86 MXCSR FTZ and DAZ):
+// the far tail of a map (values below 1.2e-38 in float32, 2.2e-308 in float64) is written as 0
+// instead of taking the CPU's slow path for denormal products.
+struct FlushDenormals {
+#if defined(__SSE2__)
+  unsigned int saved;
+  FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040); }
+  ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
 };
 
 template <typename acc_t>
@@ -47,6 +76,7 @@ void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, in
   const int64_t HW = H * W;
   const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
   at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
+    const FlushDenormals flush;
     Axis<acc_t> ax(W), ay(H);
     for (int64_t m = begin; m < end; ++m) {
       out_t* o = out + m * HW;
