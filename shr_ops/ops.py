@@ -174,8 +174,9 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
         blur: optional pre-filter: each map is first blurred by a normalised Gaussian of this std
             (heatmap px, truncated at ceil(3 blur), zero outside the frame: the values of
             ``shr_ops.filters.gaussian_blur``); the argmax, window and score are those of the blurred
-            map. The kernels compute blurred values only where the argmax can be and in the window
-            (the filtered map is never materialised), and the gradient flows through the filter.
+            map. The CPU kernel computes blurred values only where the argmax can be and in the
+            window (the CUDA kernels filter into a temporary first); the gradient flows through the
+            filter.
             It averages pixel noise out of the window; a symmetric peak keeps its centre. Default
             2.0; ``None`` decodes the maps as given (the compiled kernel alone). The defaults
             (window 9, temperature 40, blur 2, for sigma 2 targets) come from the codec study

@@ -10,10 +10,12 @@
 // the filter's radius.
 //
 // The filtered map is never materialised: its argmax is searched only where it can be. With
-// L = the filtered value at the raw map's argmax, a filtered value >= L needs a raw value >= L
-// within the filter's radius (the taps are >= 0 and sum to <= 1), so when L > 0 the search is
-// limited to the bounding box of {raw >= L} grown by the radius (a few hundred pixels for a peaked
-// map). Otherwise (flat, negative or non-finite maps) the whole map is filtered.
+// L = the filtered value at the raw map's argmax (L > 0), a filtered value >= L needs a
+// row-filtered value >= L in its column within the filter's radius, and that needs a raw value
+// >= L in its row within the radius (the taps are >= 0 and sum to <= 1). So the kernel filters the
+// rows of the raw hits' bounding box, then searches the row-filtered hits' box grown by the radius
+// along columns (with the window around the raw argmax, which it reads the window from): about
+// 15 x 11 pixels for a peaked 64x64 map. Flat, non-positive or non-finite maps are filtered whole.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -194,7 +196,7 @@ struct Blur {
 // Per-thread buffers of the filter.
 template <typename acc_t>
 struct Scratch {
-  std::vector<acc_t> rows, line, box, grad;
+  std::vector<acc_t> rows, line, box;
 };
 
 // dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps (summed in increasing d), four outputs
@@ -301,7 +303,7 @@ struct Window {
 };
 
 // First argmax of the filtered map, searching only where it can be (see the top). Returns the
-// flat index; `box` receives the filtered values of the searched box `search`.
+// flat index; `search` receives the searched box and s.box its filtered values.
 template <typename in_t, typename acc_t>
 int64_t blurred_argmax(const in_t* h, int64_t H, int64_t W, const Blur<acc_t>& f, int64_t window_r,
                        Scratch<acc_t>& s, std::vector<in_t>& rowmax, Box& search) {
