@@ -1,45 +1,169 @@
-"""Print the benchmark groups as one table of ratios, from a pytest-benchmark JSON file.
+"""One table of the speed benchmarks, from a pytest-benchmark JSON file; optionally written with
+the cost growth (benchmarks/scaling.py) to docs/performance.md.
 
-    pytest benchmarks --benchmark-only --benchmark-json=bench.json
-    python benchmarks/report.py bench.json
+    pytest benchmarks/test_bench_ops.py --benchmark-only --benchmark-json=bench.json
+    python benchmarks/scaling.py --json scaling.json --png docs/figures/scaling_cpu.png
+    python benchmarks/report.py bench.json [--scaling scaling.json] [--write docs/performance.md]
 
-Columns: median time, and the ratio to the group's fill (write limit), alloc+fill (write limit
-for a freshly allocated output), read (for backward passes), eager reference and
-torch.compile'd reference, all measured in the same run. Absolute times are meaningful only
-from the GPU machine; on shared CPUs read the ratios.
+Columns: median time, and its ratio to baselines measured in the same run and group: fill_ of an
+existing tensor of the heatmaps' size (the write limit), the same on a fresh allocation, a read
+of the heatmaps (for the backward passes), the eager reference and torch.compile of the
+reference. For the per-image group, "reference" is the numpy per-keypoint codec
+(benchmarks/numpy_codec.py, quarter-pixel refinement). A ratio below 1 is faster than the baseline.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import platform
 from collections import defaultdict
+from datetime import datetime, timezone
+
+# (op as shown, impl in the benchmark, reference impl, compiled reference impl)
+OPS = [
+    ("encode (into an existing buffer, out=)", "encode_out", "ref_encode", "compiled_ref_encode"),
+    ("encode (new tensor)", "encode", "ref_encode", "compiled_ref_encode"),
+    ("decode (kernel, blur=None)", "decode", "ref_decode", "compiled_ref_decode"),
+    ("decode (defaults: fused blur 2)", "decode_default", "ref_decode_default", "compiled_ref_decode_default"),
+    ("encode backward", "encode_backward", None, None),
+    ("decode backward (blur=None)", "decode_backward", None, None),
+    ("decode backward (blur 2)", "decode_default_backward", None, None),
+    ("encode + decode per image, one thread", "shr", "numpy_quarter", None),
+    ("encode (out=) + decode per image, one thread", "shr_out", "numpy_quarter", None),
+]
 
 
-def rows(path: str):
+def load(path: str):
     with open(path) as f:
         data = json.load(f)
     groups = defaultdict(dict)
+    info = {}
     for b in data["benchmarks"]:
-        groups[b["group"]][b["extra_info"]["impl"]] = b["stats"]["median"]
-    machine = data.get("machine_info", {})
-    yield f"# {machine.get('cpu', {}).get('brand_raw', '?')}, {data.get('datetime', '')}"
-    yield "| group | op | median | / fill | / alloc+fill | / read | / reference | / compiled reference |"
-    yield "|---|---|---|---|---|---|---|---|"
-    for group, t in groups.items():
-        for op in ("encode", "decode", "decode_default", "encode_backward", "decode_backward"):
-            if op not in t:
+        extra = b["extra_info"]
+        key = (extra["device"], extra["B"], extra["K"], extra["size"], b["group"])
+        groups[key][extra["impl"]] = b["stats"]["median"]
+        info.setdefault(extra["device"], extra)
+    return data, groups, info
+
+
+def table(groups) -> list[str]:
+    lines = [
+        "| op | shape | device | median | / fill | / alloc+fill | / read | / reference | / compiled reference |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (device, b, k, s, _group), t in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][4])):
+        for name, impl, ref, comp in OPS:
+            if impl not in t:
                 continue
-            ref = t.get(f"ref_{op}")
-            comp = t.get(f"compiled_ref_{op}")
 
             def ratio(base):
-                return f"{t[op] / base:.2f}" if base else "-"
+                return f"{t[impl] / t[base]:.2f}" if base in t else "-"
 
-            yield (f"| {group} | {op} | {t[op] * 1e6:.1f} us | {ratio(t.get('fill'))} | {ratio(t.get('alloc_fill'))} "
-                   f"| {ratio(t.get('read'))} "
-                   f"| {ratio(ref)} | {ratio(comp)} |")
+            per_image = impl.startswith("shr")
+            shape = f"K={k} {s}x{s}" if per_image else f"B={b} K={k} {s}x{s}"
+            lines.append(
+                f"| {name} | {shape} | {device} | {_time(t[impl])} | {ratio('fill')} | {ratio('alloc_fill')} "
+                f"| {ratio('read') if 'backward' in impl else '-'} | {ratio(ref)} | {ratio(comp)} |"
+            )
+    return lines
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
+
+
+def machine_lines(data, info) -> list[str]:
+    mi = data.get("machine_info", {})
+    cpu = mi.get("cpu", {}).get("brand_raw") or platform.processor() or "?"
+    lines = [f"- CPU: {cpu}, {mi.get('cpu', {}).get('count', '?')} logical cores "
+             f"(torch threads: {info.get('cpu', {}).get('threads', '?')})"]
+    gpu = info.get("cuda", {}).get("device_name")
+    lines.append(f"- GPU: {gpu}" if gpu else "- GPU: none on this machine (no GPU rows)")
+    any_info = next(iter(info.values()), {})
+    lines.append(f"- torch {any_info.get('torch', '?')}, Python {mi.get('python_version', '?')}")
+    lines.append(f"- benchmark run: {data.get('datetime', '?')}")
+    return lines
+
+
+# (device, B, K, what, impl, baseline impl, target ratio impl / baseline <=)
+TARGETS = [
+    ("cpu", 32, 68, "encode into a buffer <= 2 x fill", "encode_out", "fill", 2.0),
+    ("cpu", 32, 68, "encode, new tensor <= 2 x fill", "encode", "fill", 2.0),
+    ("cpu", 32, 68, "encode, new tensor <= 2 x alloc+fill", "encode", "alloc_fill", 2.0),
+    ("cpu", 32, 68, "decode (blur=None) <= 2 x fill", "decode", "fill", 2.0),
+    ("cpu", 32, 68, "decode (defaults, fused blur) <= 2 x fill", "decode_default", "fill", 2.0),
+    ("cpu", 1, 98, "per image >= 20 x faster than numpy (quarter)", "shr", "numpy_quarter", 1 / 20),
+    ("cpu", 1, 98, "per image >= 20 x faster than numpy (DARK)", "shr", "numpy_dark", 1 / 20),
+    ("cpu", 1, 98, "per image, encode out=, >= 20 x faster than numpy (quarter)", "shr_out", "numpy_quarter", 1 / 20),
+    ("cuda", 256, 98, "encode <= 1.10 x fill", "encode", "fill", 1.10),
+    ("cuda", 256, 98, "decode (defaults) <= 1.20 x fill", "decode_default", "fill", 1.20),
+    ("cuda", 256, 98, "decode (blur=None) <= 1.20 x fill", "decode", "fill", 1.20),
+    ("cuda", 256, 98, "decode backward <= 1.2 x fill", "decode_backward", "fill", 1.2),
+    ("cuda", 256, 98, "encode backward <= 1.2 x read", "encode_backward", "read", 1.2),
+]
+
+
+def target_lines(groups) -> list[str]:
+    lines = ["| device | target | measured | met |", "|---|---|---|---|"]
+    for device, b, k, what, impl, base, limit in TARGETS:
+        t = next((t for (d, bb, kk, _s, _g), t in groups.items() if (d, bb, kk) == (device, b, k)), None)
+        if t is None or impl not in t or base not in t:
+            lines.append(f"| {device} | {what} | not measured | - |")
+            continue
+        r = t[impl] / t[base]
+        shown = f"{1 / r:.1f} x faster" if limit < 1 else f"{r:.2f} x"
+        lines.append(f"| {device} | {what} | {shown} | {'yes' if r <= limit else 'no'} |")
+    return lines
+
+
+def scaling_lines(path: str) -> list[str]:
+    with open(path) as f:
+        sc = json.load(f)
+    lines = [f"Cost growth on {sc['device']} ({sc['machine']}): median time per call against B*K*H*W "
+             f"(64x64 maps; K grown to 68, then B), from `benchmarks/scaling.py`; each cell: median time "
+             "(its ratio to fill_ of a buffer of the same size, same run).", "",
+             f"![time vs elements]({sc['png']})", "",
+             "| elements | " + " | ".join(sc["ops"]) + " |", "|---|" + "---|" * len(sc["ops"])]
+    for row in sc["points"]:
+        cells = [f"{_time(row[op])} ({row[op] / row['fill']:.2f})" if op in row else "-" for op in sc["ops"]]
+        lines.append(f"| {row['elements']:.1e} | " + " | ".join(cells) + " |")
+    if sc.get("stopped"):
+        lines += ["", f"Stopped: {sc['stopped']}"]
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("bench", help="pytest-benchmark JSON")
+    parser.add_argument("--scaling", help="JSON written by benchmarks/scaling.py")
+    parser.add_argument("--write", help="write docs/performance.md here (with --notes prepended)")
+    parser.add_argument("--notes", help="a Markdown file of notes to put under the title")
+    args = parser.parse_args()
+    data, groups, info = load(args.bench)
+    rows = table(groups)
+    print("\n".join(rows))
+    if not args.write:
+        return
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = ["# Performance", "", f"Written by `benchmarks/report.py` on {now}.", ""]
+    if args.notes:
+        with open(args.notes) as f:
+            out += [f.read().rstrip(), ""]
+    out += ["## Machine", ""] + machine_lines(data, info) + ["", "## Targets", ""] + target_lines(groups) + [""]
+    out += ["## Speed", ""] + rows + [""]
+    if "cuda" not in info:
+        out += ["**No GPU rows**: the machine that ran this had no GPU. On a CUDA machine run", "",
+                "```bash",
+                "pytest benchmarks/test_bench_ops.py --benchmark-only --benchmark-json=bench_gpu.json",
+                "python benchmarks/scaling.py --device cuda --json scaling_gpu.json --png docs/figures/scaling_cuda.png",
+                "python benchmarks/report.py bench_gpu.json --scaling scaling_gpu.json --write docs/performance.md",
+                "```", ""]
+    if args.scaling:
+        out += ["## Cost growth", ""] + scaling_lines(args.scaling) + [""]
+    with open(args.write, "w") as f:
+        f.write("\n".join(out))
+    print(f"wrote {args.write}")
 
 
 if __name__ == "__main__":
-    for line in rows(sys.argv[1]):
-        print(line)
+    main()

@@ -6,29 +6,42 @@ Each group is one (device, shape); inside it:
                      large fresh allocation is page-faulted in on first touch, which costs more than
                      the write itself; every op that returns a new tensor pays it)
   read               heatmaps.sum() (the read limit, baseline of the backward passes)
-  encode / decode    the compiled ops (decode without its pre-filter: blur=None)
-  decode_default     shr_ops.decode with its defaults (Gaussian pre-filter, then the kernel)
-  ref_*              shr_ops.reference (eager PyTorch)
+  encode             the op, returning a new tensor (compare with alloc_fill)
+  encode_out         encode(..., out=buffer) into an existing tensor (compare with fill)
+  decode             the kernel without its pre-filter (blur=None)
+  decode_default     shr_ops.decode with its defaults (the Gaussian pre-filter fused in the kernel)
+  ref_*              shr_ops.reference (eager PyTorch), same arguments
   compiled_ref_*     torch.compile of the reference (CUDA only: its CPU compile takes minutes)
-  *_backward         the backward ops on their own
+  *_backward         the backward ops on their own (decode_default_backward: through the filter)
 
-    pytest benchmarks --benchmark-only --benchmark-json=bench.json
-    python benchmarks/report.py bench.json
+test_per_image: one image at K=98 64x64, encode + decode with the defaults, against a numpy
+per-keypoint codec written like mmpose's (benchmarks/numpy_codec.py), single-threaded as a data
+pipeline worker runs.
+
+    pytest benchmarks/test_bench_ops.py --benchmark-only --benchmark-json=bench.json
+    python benchmarks/report.py bench.json --write docs/performance.md
 """
+import os
+import sys
+
+import numpy as np
 import pytest
 import torch
 
 import shr_ops
 from shr_ops import reference
 
+sys.path.insert(0, os.path.dirname(__file__))
+import numpy_codec  # noqa: E402
+
 CUDA = torch.cuda.is_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU"))]
 SHAPES = [(1, 68, 64), (32, 68, 64), (256, 98, 64)]
-SIGMA, WINDOW, TEMPERATURE = 2.0, 9, 40.0
+SIGMA, WINDOW, TEMPERATURE, BLUR = 2.0, 9, 40.0, 2.0
 IMPLS = [
-    "fill", "alloc_fill", "read", "encode", "ref_encode", "compiled_ref_encode", "decode", "decode_default", "ref_decode",
-    "compiled_ref_decode",
-    "encode_backward", "decode_backward",
+    "fill", "alloc_fill", "read", "encode", "encode_out", "ref_encode", "compiled_ref_encode", "decode",
+    "ref_decode", "compiled_ref_decode", "decode_default", "ref_decode_default", "compiled_ref_decode_default",
+    "encode_backward", "decode_backward", "decode_default_backward",
 ]
 
 _DATA = {}
@@ -43,8 +56,10 @@ def _data(device, shape):
         lm = (2 + torch.rand(b, k, 2, generator=g) * (s - 5)).to(device)
         heat = shr_ops.encode(lm, (s, s), SIGMA)
         coords, scores, index = torch.ops.shr_ops.decode(heat, WINDOW, TEMPERATURE)
+        index_default = torch.ops.shr_ops.decode(heat, WINDOW, TEMPERATURE, BLUR)[2]
         _DATA[key] = dict(lm=lm, heat=heat, out=torch.empty_like(heat), grad=torch.rand_like(heat),
-                          gc=torch.rand_like(coords), gs=torch.rand_like(scores), index=index)
+                          gc=torch.rand_like(coords), gs=torch.rand_like(scores), index=index,
+                          index_default=index_default)
     return _DATA[key]
 
 
@@ -57,6 +72,8 @@ def _make(impl, d, s):
         return lambda: d["heat"].sum()
     if impl == "encode":
         return lambda: shr_ops.encode(d["lm"], (s, s), SIGMA)
+    if impl == "encode_out":
+        return lambda: shr_ops.encode(d["lm"], (s, s), SIGMA, out=d["out"])
     if impl == "ref_encode":
         return lambda: reference.encode(d["lm"], (s, s), SIGMA)
     if impl == "compiled_ref_encode":
@@ -66,6 +83,11 @@ def _make(impl, d, s):
         return lambda: shr_ops.decode(d["heat"], window=WINDOW, temperature=TEMPERATURE, blur=None)
     if impl == "decode_default":
         return lambda: shr_ops.decode(d["heat"])
+    if impl == "ref_decode_default":
+        return lambda: reference.decode(d["heat"])
+    if impl == "compiled_ref_decode_default":
+        fn = torch.compile(reference.decode, fullgraph=True)
+        return lambda: fn(d["heat"])
     if impl == "ref_decode":
         return lambda: reference.decode(d["heat"], window=WINDOW, temperature=TEMPERATURE, blur=None)
     if impl == "compiled_ref_decode":
@@ -75,7 +97,15 @@ def _make(impl, d, s):
         return lambda: torch.ops.shr_ops.encode_backward(d["grad"], d["lm"], None, SIGMA, None)
     if impl == "decode_backward":
         return lambda: torch.ops.shr_ops.decode_backward(d["gc"], d["gs"], d["heat"], d["index"], WINDOW, TEMPERATURE)
+    if impl == "decode_default_backward":
+        return lambda: torch.ops.shr_ops.decode_backward(d["gc"], d["gs"], d["heat"], d["index_default"], WINDOW,
+                                                         TEMPERATURE, BLUR)
     raise ValueError(impl)
+
+
+def _machine(device):
+    name = torch.cuda.get_device_name() if device == "cuda" else None
+    return dict(torch=torch.__version__, device_name=name, threads=torch.get_num_threads())
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -84,9 +114,11 @@ def _make(impl, d, s):
 def test_speed(benchmark, device, shape, impl):
     if impl.startswith("compiled_") and device == "cpu":
         pytest.skip("torch.compile of the reference is measured on CUDA only")
+    if impl == "ref_decode_default" and device == "cpu" and shape[0] >= 256:
+        pytest.skip("the default reference decoder takes ~15 s per call on the CPU at B=256")
     b, k, s = shape
     benchmark.group = f"{device} B={b} K={k} {s}x{s}"
-    benchmark.extra_info.update(device=device, B=b, K=k, size=s, impl=impl)
+    benchmark.extra_info.update(device=device, B=b, K=k, size=s, impl=impl, **_machine(device))
     d = _data(device, shape)
     fn = _make(impl, d, s)
     fn()  # warm-up (and compilation)
@@ -98,3 +130,38 @@ def test_speed(benchmark, device, shape, impl):
     else:
         rounds = 3 if (b >= 256 and impl.startswith("ref_")) else 10
         benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+PER_IMAGE = ["shr", "shr_out", "numpy_quarter", "numpy_dark"]
+
+
+@pytest.mark.parametrize("impl", PER_IMAGE)
+def test_per_image(benchmark, impl):
+    """encode + decode of one image's K=98 landmarks on 64x64 maps, on one CPU thread."""
+    k, s = 98, 64
+    benchmark.group = f"cpu per image K={k} {s}x{s}"
+    benchmark.extra_info.update(device="cpu", B=1, K=k, size=s, impl=impl, **_machine("cpu"))
+    rng = np.random.default_rng(0)
+    kp = (2 + rng.random((k, 2)) * (s - 5)).astype(np.float32)
+    visible = np.ones(k, dtype=bool)
+    lm = torch.from_numpy(kp)
+    buf = torch.empty(k, s, s)
+    if impl == "shr":
+        def fn():
+            return shr_ops.decode(shr_ops.encode(lm, (s, s), SIGMA))
+    elif impl == "shr_out":
+        def fn():
+            return shr_ops.decode(shr_ops.encode(lm, (s, s), SIGMA, out=buf))
+    elif impl == "numpy_quarter":
+        def fn():
+            return numpy_codec.decode_quarter(numpy_codec.encode(kp, visible, (s, s), SIGMA))
+    else:
+        def fn():
+            return numpy_codec.decode_dark(numpy_codec.encode(kp, visible, (s, s), SIGMA))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fn()
+        benchmark.pedantic(fn, rounds=50, iterations=1, warmup_rounds=3)
+    finally:
+        torch.set_num_threads(threads)

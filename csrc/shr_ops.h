@@ -18,6 +18,9 @@
 namespace shr_ops {
 
 // ---------------------------------------------------------------- checks
+
+// Largest pre-filter std of decode (its radius, ceil(3 blur), must stay a small integer).
+constexpr double kMaxBlur = 1000.0;
 // Every op checks its arguments here (the Python wrappers check them too, with the
 // same words, so direct calls of torch.ops.shr_ops.* are as safe as the wrappers).
 
@@ -64,7 +67,22 @@ inline void check_encode_args(const at::Tensor& landmarks, const c10::optional<a
   }
 }
 
-inline void check_decode_args(const at::Tensor& heatmaps, int64_t window, double temperature) {
+// encode_out's buffer: a contiguous floating-point tensor of shape landmarks.shape[:-1] + (H, W)
+// on landmarks' device (H, W are its last two sizes).
+inline void check_encode_out(const at::Tensor& landmarks, const at::Tensor& out) {
+  const char* op = "shr_ops.encode_out";
+  check_same_device(landmarks, out, op, "landmarks", "out");
+  TORCH_CHECK(at::isFloatingType(out.scalar_type()), op,
+              ": out must be a floating-point tensor (float32, float64, float16 or bfloat16), got ", out.scalar_type());
+  TORCH_CHECK(out.dim() == landmarks.dim() + 1 && out.dim() >= 2 &&
+                  out.sizes().slice(0, out.dim() - 2) == landmarks.sizes().slice(0, landmarks.dim() - 1),
+              op, ": out must have shape landmarks.shape[:-1] + (H, W) = ", landmarks.sizes().slice(0, landmarks.dim() - 1),
+              " + (H, W), got ", out.sizes());
+  TORCH_CHECK(out.is_contiguous(), op, ": out must be contiguous");
+}
+
+inline void check_decode_args(const at::Tensor& heatmaps, int64_t window, double temperature,
+                              c10::optional<double> blur) {
   const char* op = "shr_ops.decode";
   check_float_tensor(heatmaps, op, "heatmaps");
   TORCH_CHECK(heatmaps.dim() >= 2, op, ": heatmaps must have shape [..., K, H, W], got ", heatmaps.sizes());
@@ -73,6 +91,10 @@ inline void check_decode_args(const at::Tensor& heatmaps, int64_t window, double
   TORCH_CHECK(window >= 1 && window % 2 == 1, op, ": window must be an odd integer >= 1, got ", window);
   TORCH_CHECK(std::isfinite(temperature) && temperature > 0, op,
               ": temperature must be a finite number > 0, got ", temperature);
+  if (blur.has_value()) {
+    TORCH_CHECK(std::isfinite(*blur) && *blur > 0 && *blur <= kMaxBlur, op,
+                ": blur must be None or a finite number in (0, ", kMaxBlur, "], got ", *blur);
+  }
 }
 
 inline void check_decode_backward_args(const at::Tensor& grad_coords, const at::Tensor& grad_scores,
@@ -111,6 +133,17 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> empty_decode_outputs(const
 }
 
 // ---------------------------------------------------------------- math helpers
+
+// decode's pre-filter: the 2r + 1 taps of a Gaussian of std `blur`, r = ceil(3 blur), normalised to
+// sum 1, in double (as shr_ops.filters.gaussian_blur). Shared by the CPU and CUDA kernels.
+inline std::vector<double> gaussian_taps(double blur) {
+  const int64_t r = static_cast<int64_t>(std::ceil(3.0 * blur));
+  std::vector<double> k(2 * r + 1);
+  double s = 0;
+  for (int64_t d = -r; d <= r; ++d) s += k[d + r] = std::exp(-static_cast<double>(d * d) / (2.0 * blur * blur));
+  for (double& v : k) v /= s;
+  return k;
+}
 
 template <typename T>
 C10_HOST_DEVICE inline T shr_exp(T v);

@@ -21,10 +21,10 @@ def _encode_backward(ctx, grad):
 
 
 def _decode_setup_context(ctx, inputs, output):
-    heatmaps, window, temperature = inputs
+    heatmaps, window, temperature, blur = inputs
     _coords, _scores, index = output
     ctx.save_for_backward(heatmaps, index)
-    ctx.window, ctx.temperature = window, temperature
+    ctx.window, ctx.temperature, ctx.blur = window, temperature, blur
 
 
 def _decode_backward(ctx, grad_coords, grad_scores, _grad_index):
@@ -32,9 +32,9 @@ def _decode_backward(ctx, grad_coords, grad_scores, _grad_index):
     grad_heatmaps = None
     if ctx.needs_input_grad[0]:
         grad_heatmaps = torch.ops.shr_ops.decode_backward(
-            grad_coords, grad_scores, heatmaps, index, ctx.window, ctx.temperature
+            grad_coords, grad_scores, heatmaps, index, ctx.window, ctx.temperature, ctx.blur
         )
-    return grad_heatmaps, None, None
+    return grad_heatmaps, None, None, None
 
 
 def _heatmap_loss_setup_context(ctx, inputs, output):

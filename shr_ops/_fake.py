@@ -12,13 +12,18 @@ def _encode_fake(landmarks, visible, height, width, sigma, radius, dtype):
     return landmarks.new_empty((*landmarks.shape[:-1], height, width), dtype=dtype)
 
 
+@torch.library.register_fake("shr_ops::encode_out")
+def _encode_out_fake(landmarks, visible, sigma, radius, out):
+    return None
+
+
 @torch.library.register_fake("shr_ops::encode_backward")
 def _encode_backward_fake(grad, landmarks, visible, sigma, radius):
     return landmarks.new_empty(landmarks.shape)
 
 
 @torch.library.register_fake("shr_ops::decode")
-def _decode_fake(heatmaps, window, temperature):
+def _decode_fake(heatmaps, window, temperature, blur=None):
     lead = heatmaps.shape[:-2]
     acc = compute_dtype(heatmaps.dtype)
     coords = heatmaps.new_empty((*lead, 2), dtype=acc)
@@ -28,7 +33,7 @@ def _decode_fake(heatmaps, window, temperature):
 
 
 @torch.library.register_fake("shr_ops::decode_backward")
-def _decode_backward_fake(grad_coords, grad_scores, heatmaps, index, window, temperature):
+def _decode_backward_fake(grad_coords, grad_scores, heatmaps, index, window, temperature, blur=None):
     return heatmaps.new_empty(heatmaps.shape)
 
 

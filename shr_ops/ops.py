@@ -12,10 +12,10 @@ import torch
 from torch import Tensor
 
 from .defaults import DEFAULT_BLUR, DEFAULT_SIGMA, DEFAULT_TEMPERATURE, DEFAULT_WINDOW
-from .filters import gaussian_blur
 from .reference import compute_dtype
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+MAX_BLUR = 1000.0  # decode's largest pre-filter std (csrc/shr_ops.h, kMaxBlur)
 
 
 
@@ -104,6 +104,7 @@ def encode(
     visible: Tensor | None = None,
     radius: float | None = None,
     dtype: torch.dtype | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """Render Gaussian heatmaps centred at exact subpixel landmark positions.
 
@@ -121,20 +122,47 @@ def encode(
         visible: optional Tensor[..., K] bool; False gives an all-zero map (and zero gradient).
         radius: optional truncation radius in heatmap pixels: zero where the distance to the
             centre exceeds it (a disc). None renders the untruncated Gaussian.
-        dtype: output dtype (default: landmarks' dtype). float64 is computed in float64,
+        dtype: output dtype (default: landmarks' dtype, or out's). float64 is computed in float64,
             float32/float16/bfloat16 in float32.
+        out: optional Tensor[..., K, H, W] to write the maps into (contiguous, on landmarks'
+            device; its dtype is the output dtype). Reusing one buffer, e.g. for the targets of
+            every training step, saves the allocation, which on the CPU costs more than rendering
+            (a fresh tensor is page-faulted in on first touch). Not differentiable: landmarks must
+            not require grad while grad mode is on.
 
     Returns:
-        Tensor[..., K, H, W] of ``dtype``, contiguous, on landmarks' device.
+        Tensor[..., K, H, W] of ``dtype``, contiguous, on landmarks' device (``out`` when given).
     """
     op = "shr_ops.encode"
     (height, width), sigma = check_landmarks(landmarks, size, sigma, visible, op)
     if radius is not None:
         radius = _check_positive("radius", radius, op)
+    if out is not None:
+        _check_encode_out(out, landmarks, (height, width), dtype, op)
+        dtype = out.dtype
     out_dtype = landmarks.dtype if dtype is None else dtype
     _check_float_dtype("dtype", out_dtype, op)
     lm = landmarks.to(compute_dtype(out_dtype))
+    if out is not None:
+        torch.ops.shr_ops.encode_out(lm, visible, sigma, radius, out)
+        return out
     return torch.ops.shr_ops.encode(lm, visible, height, width, sigma, radius, out_dtype)
+
+
+def _check_encode_out(out, landmarks: Tensor, size: tuple[int, int], dtype, op: str) -> None:
+    _check_tensor("out", out, op)
+    _check_float_dtype("out", out.dtype, op)
+    want = (*landmarks.shape[:-1], *size)
+    if tuple(out.shape) != want:
+        raise ValueError(f"{op}: out must have shape landmarks.shape[:-1] + size = {want}, got {tuple(out.shape)}")
+    if out.device != landmarks.device:
+        raise ValueError(f"{op}: out must be on landmarks' device ({landmarks.device}), got {out.device}")
+    if not out.is_contiguous():
+        raise ValueError(f"{op}: out must be contiguous")
+    if dtype is not None and dtype != out.dtype:
+        raise ValueError(f"{op}: dtype ({dtype}) must be None or out's dtype ({out.dtype})")
+    if landmarks.requires_grad and torch.is_grad_enabled():
+        raise ValueError(f"{op}: out= is not differentiable; landmarks must not require grad (or use torch.no_grad())")
 
 
 def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
@@ -153,7 +181,11 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
         window: odd box size >= 1 (1 gives the integer argmax). Default 9.
         temperature: softmax temperature > 0, applied as ``softmax(temperature * h)``. Default 40.
         blur: optional pre-filter: each map is first blurred by a normalised Gaussian of this std
-            (heatmap px, zero outside the frame; ``shr_ops.filters.gaussian_blur``, differentiable).
+            (heatmap px, truncated at ceil(3 blur), zero outside the frame: the values of
+            ``shr_ops.filters.gaussian_blur``); the argmax, window and score are those of the blurred
+            map. The CPU kernel computes blurred values only where the argmax can be and in the
+            window (the CUDA kernels filter into a temporary first); the gradient flows through the
+            filter.
             It averages pixel noise out of the window; a symmetric peak keeps its centre. Default
             2.0; ``None`` decodes the maps as given (the compiled kernel alone). The defaults
             (window 9, temperature 40, blur 2, for sigma 2 targets) come from the codec study
@@ -162,6 +194,7 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
             0.1186 / 0.0939 px for the best setting without the pre-filter. Within about 3 px of
             the frame edge the clipped window and the pre-filter's zero border pull the estimate
             inward, as they do for DARK and UDP (docs/codec_study.md, "Near the frame edge").
+            A map holding NaN decodes to NaN (coords and score), one holding +inf to NaN coords.
         return_scores: also return the peak value of each (pre-filtered) map.
 
     Returns:
@@ -177,8 +210,9 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
     temperature = _check_positive("temperature", temperature, op)
     if blur is not None:
         blur = _check_positive("blur", blur, op)
-        heatmaps = gaussian_blur(heatmaps.to(compute_dtype(heatmaps.dtype)), blur)
-    coords, scores, _ = torch.ops.shr_ops.decode(heatmaps, window, temperature)
+        if blur > MAX_BLUR:
+            raise ValueError(f"{op}: blur must be None or a finite number in (0, {MAX_BLUR:g}], got {blur}")
+    coords, scores, _ = torch.ops.shr_ops.decode(heatmaps, window, temperature, blur)
     return (coords, scores) if return_scores else coords
 
 

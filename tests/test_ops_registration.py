@@ -25,6 +25,9 @@ def _decode_samples(device):
     yield (h.double().requires_grad_(), 1, 1.0)
     yield (h.transpose(-1, -2).half(), 3, 2.0)
     yield (h[:0], 3, 2.0)
+    yield (h.clone().requires_grad_(), 5, 10.0, 1.5)  # with the fused pre-filter
+    yield (h.double().requires_grad_(), 3, 4.0, 0.8)
+    yield (h.transpose(-1, -2).bfloat16(), 9, 40.0, 2.0)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
@@ -39,16 +42,22 @@ def test_opcheck(device):
     for args in _decode_samples(device):
         torch.library.opcheck(torch.ops.shr_ops.decode.default, args)
         h = args[0].detach()
-        coords, scores, index = torch.ops.shr_ops.decode(h, args[1], args[2])
+        coords, scores, index = torch.ops.shr_ops.decode(h, *args[1:])
         torch.library.opcheck(torch.ops.shr_ops.decode_backward.default,
-                              (torch.rand_like(coords), torch.rand_like(scores), h, index, args[1], args[2]))
+                              (torch.rand_like(coords), torch.rand_like(scores), h, index, *args[1:]))
+    lm = random_landmarks((2, 5), (12, 10), device=device)
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.library.opcheck(torch.ops.shr_ops.encode_out.default,
+                              (lm, None, 1.5, 2.5, torch.empty(2, 5, 12, 10, dtype=dtype, device=device)))
+    torch.library.opcheck(torch.ops.shr_ops.encode_out.default,
+                          (lm.double(), None, 1.5, None, torch.empty(2, 5, 7, 9, dtype=torch.float64, device=device)))
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_torch_compile_fullgraph(device):
     def roundtrip_loss(lm, target):
         heat = shr_ops.encode(lm, (32, 32), 1.5)
-        coords = shr_ops.decode(heat * 2.0, window=5, temperature=4.0)
+        coords = shr_ops.decode(heat * 2.0, window=5, temperature=4.0)  # with the default pre-filter (blur 2)
         return ((coords - target) ** 2).sum(), heat
 
     compiled = torch.compile(roundtrip_loss, fullgraph=True, dynamic=False)

@@ -3,6 +3,7 @@
 // H[m, i, j] = exp(-((j - x_m)^2 + (i - y_m)^2) / (2 sigma^2)), evaluated separably: W + H
 // exponentials per map, then one product per pixel. Optional disc truncation
 // (zero where (j - x)^2 + (i - y)^2 > radius^2). Non-finite or invisible landmarks give zero maps.
+// The forward flushes denormals: values below the smallest normal number are written as 0.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -10,9 +11,14 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "../shr_ops.h"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 namespace shr_ops {
 namespace {
@@ -24,15 +30,38 @@ template <typename acc_t>
 struct Axis {
   std::vector<acc_t> e, d, d2;
   explicit Axis(int64_t n) : e(n), d(n), d2(n) {}
+  // e by a recurrence from the in-frame pixel nearest c outward, in double: 4 exp calls instead of
+  // n (each step multiplies by a ratio <= 1, so nothing overflows; the error stays within a few
+  // double ulps, far below acc_t's rounding).
   void fill(acc_t c, acc_t neg_inv_2s2) {
     const int64_t n = static_cast<int64_t>(e.size());
     for (int64_t j = 0; j < n; ++j) {
       const acc_t dj = static_cast<acc_t>(j) - c;
       d[j] = dj;
       d2[j] = dj * dj;
-      e[j] = shr_exp(dj * dj * neg_inv_2s2);
     }
+    const double a = static_cast<double>(neg_inv_2s2), cd = static_cast<double>(c);
+    const int64_t jc = static_cast<int64_t>(std::min(std::max(std::nearbyint(cd), 0.0), static_cast<double>(n - 1)));
+    const double dc = static_cast<double>(jc) - cd, step = std::exp(2 * a);
+    const double ec = std::exp(a * dc * dc);
+    e[jc] = static_cast<acc_t>(ec);
+    double v = ec, q = std::exp(a * (2 * dc + 1));  // e[j + 1] / e[j] for j = jc
+    for (int64_t j = jc + 1; j < n; ++j, q *= step) e[j] = static_cast<acc_t>(v *= q);
+    v = ec;
+    q = std::exp(a * (1 - 2 * dc));  // e[j - 1] / e[j] for j = jc
+    for (int64_t j = jc - 1; j >= 0; --j, q *= step) e[j] = static_cast<acc_t>(v *= q);
   }
+};
+
+// While alive, the calling thread flushes denormal results to zero (x86 MXCSR FTZ and DAZ):
+// the far tail of a map (values below 1.2e-38 in float32, 2.2e-308 in float64) is written as 0
+// instead of taking the CPU's slow path for denormal products.
+struct FlushDenormals {
+#if defined(__SSE2__)
+  unsigned int saved;
+  FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040); }
+  ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
 };
 
 template <typename acc_t>
@@ -47,6 +76,7 @@ void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, in
   const int64_t HW = H * W;
   const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
   at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
+    const FlushDenormals flush;
     Axis<acc_t> ax(W), ay(H);
     for (int64_t m = begin; m < end; ++m) {
       out_t* o = out + m * HW;
@@ -111,23 +141,37 @@ void encode_backward_cpu_impl(const grad_t* g, const acc_t* lm, const bool* vis,
   });
 }
 
-at::Tensor encode_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
-                      int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
-  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
+// Writes the maps of `landmarks` (checked) into `out` (contiguous, of out's dtype).
+void encode_cpu_into(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
+                     c10::optional<double> radius, at::Tensor& out) {
   TORCH_CHECK(landmarks.device().is_cpu(), "shr_ops.encode: CPU kernel got landmarks on ", landmarks.device());
-  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
   const int64_t M = landmarks.numel() / 2;
-  if (M == 0) return out;
+  if (M == 0) return;
+  const int64_t height = out.size(-2), width = out.size(-1);
   const at::Tensor lm = landmarks.contiguous();
   const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
   const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
   const double r2 = radius.has_value() ? (*radius) * (*radius) : -1.0;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "shr_ops_encode_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "shr_ops_encode_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     encode_cpu_impl<scalar_t, acc_t>(lm.const_data_ptr<acc_t>(), vis_ptr, out.mutable_data_ptr<scalar_t>(), M, height,
                                      width, static_cast<acc_t>(sigma), static_cast<acc_t>(r2));
   });
+}
+
+at::Tensor encode_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
+                      int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
+  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
+  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
+  encode_cpu_into(landmarks, visible, sigma, radius, out);
   return out;
+}
+
+void encode_out_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
+                    c10::optional<double> radius, at::Tensor out) {
+  check_encode_out(landmarks, out);
+  check_encode_args(landmarks, visible, out.size(-2), out.size(-1), sigma, radius, out.scalar_type());
+  encode_cpu_into(landmarks, visible, sigma, radius, out);
 }
 
 at::Tensor encode_backward_cpu(const at::Tensor& grad, const at::Tensor& landmarks,
@@ -168,5 +212,6 @@ at::Tensor encode_backward_cpu(const at::Tensor& grad, const at::Tensor& landmar
 
 TORCH_LIBRARY_IMPL(shr_ops, CPU, m) {
   m.impl("encode", &shr_ops::encode_cpu);
+  m.impl("encode_out", &shr_ops::encode_out_cpu);
   m.impl("encode_backward", &shr_ops::encode_backward_cpu);
 }

@@ -1,10 +1,19 @@
 // CUDA kernels of shr_ops::decode and shr_ops::decode_backward (one block per map).
 // Block-wide first-maximum argmax (NaN wins, ties go to the lower index, as torch.argmax), then the
 // window softmax moments by a deterministic block reduction. Same semantics as the CPU kernels.
+//
+// With the pre-filter (blur): the maps are filtered into a temporary tensor (rows, then columns,
+// zero outside the frame, the taps of gaussian_taps), which the same kernels then decode; the
+// backward filters the gradient w.r.t. the filtered maps once more (the filter is symmetric, so it
+// is its own transpose). Unlike the CPU kernels, this materialises the filtered maps: simple and
+// the same arithmetic, but not tuned (no GPU was available to measure a fused version).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "../shr_ops.h"
 #include "cuda_common.cuh"
@@ -137,10 +146,61 @@ __global__ void decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t
   }
 }
 
+// One pass of the separable filter over maps [M, H, W] (n = M * H * W values), along rows
+// (step 1, length W) or columns (step W, length H): y[p] = sum_d k[d + r] x[p + d * step] over the
+// taps inside the frame, summed in increasing d (as the CPU kernel).
+template <typename src_t, typename acc_t>
+__global__ void blur_pass_kernel(const src_t* __restrict__ x, acc_t* __restrict__ y, int64_t n, int H, int W,
+                                 bool along_rows, const acc_t* __restrict__ k, int r) {
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n;
+       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int j = static_cast<int>(p % W);
+    const int i = static_cast<int>((p / W) % H);
+    const int pos = along_rows ? j : i, len = along_rows ? W : H;
+    const int64_t step = along_rows ? 1 : W;
+    acc_t s = 0;
+    for (int d = -r; d <= r; ++d) {
+      const int q = pos + d;
+      if (q >= 0 && q < len) s += k[d + r] * static_cast<acc_t>(x[p + d * step]);
+    }
+    y[p] = s;
+  }
+}
+
+// The maps x [..., H, W] (contiguous) filtered by decode's pre-filter, as a tensor of the compute dtype.
+at::Tensor blur_maps(const at::Tensor& x, double blur) {
+  const auto acc_type = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int64_t H = x.size(-2), W = x.size(-1), n = x.numel();
+  at::Tensor tmp = at::empty(x.sizes(), x.options().dtype(acc_type));
+  at::Tensor out = at::empty(x.sizes(), x.options().dtype(acc_type));
+  if (n == 0) return out;
+  const std::vector<double> taps = gaussian_taps(blur);
+  const int r = static_cast<int>(taps.size() / 2);
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  const unsigned int grid = static_cast<unsigned int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "shr_ops_blur_maps_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const std::vector<acc_t> host(taps.begin(), taps.end());
+    at::Tensor k = at::empty({static_cast<int64_t>(host.size())}, x.options().dtype(acc_type));
+    // From pageable memory: `host` has been read when cudaMemcpyAsync returns.
+    C10_CUDA_CHECK(cudaMemcpyAsync(k.mutable_data_ptr<acc_t>(), host.data(), host.size() * sizeof(acc_t),
+                                   cudaMemcpyHostToDevice, stream));
+    blur_pass_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
+        x.const_data_ptr<scalar_t>(), tmp.mutable_data_ptr<acc_t>(), n, static_cast<int>(H), static_cast<int>(W), true,
+        k.const_data_ptr<acc_t>(), r);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    blur_pass_kernel<acc_t, acc_t><<<grid, kThreads, 0, stream>>>(
+        tmp.const_data_ptr<acc_t>(), out.mutable_data_ptr<acc_t>(), n, static_cast<int>(H), static_cast<int>(W), false,
+        k.const_data_ptr<acc_t>(), r);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& heatmaps, int64_t window,
-                                                           double temperature) {
+                                                           double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode";
-  check_decode_args(heatmaps, window, temperature);
+  check_decode_args(heatmaps, window, temperature, blur);
   TORCH_CHECK(heatmaps.is_cuda(), op, ": CUDA kernel got heatmaps on ", heatmaps.device());
   c10::cuda::CUDAGuard guard(heatmaps.device());
   const int64_t H = heatmaps.size(-2), W = heatmaps.size(-1);
@@ -150,7 +210,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
   if (M == 0) return {coords, scores, index};
   const unsigned int grid = grid_for_maps(M, H * W, op);
   const int r = static_cast<int>(std::min<int64_t>(window / 2, H + W));
-  const at::Tensor hm = heatmaps.contiguous();
+  const at::Tensor hm = blur.has_value() ? blur_maps(heatmaps.contiguous(), *blur) : heatmaps.contiguous();
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, hm.scalar_type(), "shr_ops_decode_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -165,19 +225,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
 
 at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor& grad_scores,
                                 const at::Tensor& heatmaps, const at::Tensor& index, int64_t window,
-                                double temperature) {
+                                double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode_backward";
-  check_decode_args(heatmaps, window, temperature);
+  check_decode_args(heatmaps, window, temperature, blur);
   check_decode_backward_args(grad_coords, grad_scores, heatmaps, index, op);
   TORCH_CHECK(heatmaps.is_cuda(), op, ": CUDA kernel got heatmaps on ", heatmaps.device());
   c10::cuda::CUDAGuard guard(heatmaps.device());
-  at::Tensor out = at::empty(heatmaps.sizes(), heatmaps.options());
   const int64_t M = index.numel();
-  if (M == 0) return out;
+  if (M == 0) return at::empty(heatmaps.sizes(), heatmaps.options());
   const int64_t H = heatmaps.size(-2), W = heatmaps.size(-1);
   const unsigned int grid = grid_for_maps(M, H * W, op);
   const int r = static_cast<int>(std::min<int64_t>(window / 2, H + W));
-  const at::Tensor hm = heatmaps.contiguous();
+  // With the pre-filter: the gradient w.r.t. the filtered maps (compute dtype), filtered back below.
+  const at::Tensor hm = blur.has_value() ? blur_maps(heatmaps.contiguous(), *blur) : heatmaps.contiguous();
+  at::Tensor out = at::empty(heatmaps.sizes(), hm.options());
   const at::Tensor gc = grad_coords.contiguous();
   const at::Tensor gs = grad_scores.contiguous();
   const at::Tensor idx = index.contiguous();
@@ -190,6 +251,7 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
         static_cast<acc_t>(temperature));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  if (blur.has_value()) return blur_maps(out, *blur).to(heatmaps.scalar_type());
   return out;
 }
 

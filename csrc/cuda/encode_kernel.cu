@@ -101,22 +101,22 @@ int64_t axes_smem_bytes(int64_t H, int64_t W, size_t elem, const char* op) {
   return bytes;
 }
 
-at::Tensor encode_cuda(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
-                       int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
+// Writes the maps of `landmarks` (checked) into `out` (contiguous, of out's dtype).
+void encode_cuda_into(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
+                      c10::optional<double> radius, at::Tensor& out) {
   const char* op = "shr_ops.encode";
-  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
   TORCH_CHECK(landmarks.is_cuda(), op, ": CUDA kernel got landmarks on ", landmarks.device());
   c10::cuda::CUDAGuard guard(landmarks.device());
-  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
   const int64_t M = landmarks.numel() / 2;
-  if (M == 0) return out;
+  if (M == 0) return;
+  const int64_t height = out.size(-2), width = out.size(-1);
   const unsigned int grid = grid_for_maps(M, height * width, op);
   const at::Tensor lm = landmarks.contiguous();
   const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
   const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
   const double r2 = radius.has_value() ? (*radius) * (*radius) : -1.0;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "shr_ops_encode_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "shr_ops_encode_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const int64_t smem = axes_smem_bytes(height, width, sizeof(acc_t), op);
     encode_kernel<scalar_t, acc_t><<<grid, kThreads, smem, stream>>>(
@@ -124,7 +124,21 @@ at::Tensor encode_cuda(const at::Tensor& landmarks, const c10::optional<at::Tens
         static_cast<int>(width), static_cast<acc_t>(-0.5 / (sigma * sigma)), static_cast<acc_t>(r2));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+}
+
+at::Tensor encode_cuda(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
+                       int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
+  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
+  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
+  encode_cuda_into(landmarks, visible, sigma, radius, out);
   return out;
+}
+
+void encode_out_cuda(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
+                     c10::optional<double> radius, at::Tensor out) {
+  check_encode_out(landmarks, out);
+  check_encode_args(landmarks, visible, out.size(-2), out.size(-1), sigma, radius, out.scalar_type());
+  encode_cuda_into(landmarks, visible, sigma, radius, out);
 }
 
 at::Tensor encode_backward_cuda(const at::Tensor& grad, const at::Tensor& landmarks,
@@ -177,5 +191,6 @@ at::Tensor encode_backward_cuda(const at::Tensor& grad, const at::Tensor& landma
 
 TORCH_LIBRARY_IMPL(shr_ops, CUDA, m) {
   m.impl("encode", &shr_ops::cuda::encode_cuda);
+  m.impl("encode_out", &shr_ops::cuda::encode_out_cuda);
   m.impl("encode_backward", &shr_ops::cuda::encode_backward_cuda);
 }

@@ -1,0 +1,135 @@
+"""decode with its Gaussian pre-filter fused into the kernels (blur=...): same results as the
+reference (gaussian_blur of the whole map, then the local soft-argmax), gradients through the
+filter, and the pruned argmax search on maps made to defeat it."""
+import pytest
+import torch
+
+import shr_ops
+from shr_ops import reference
+from shr_ops.filters import gaussian_blur
+
+from conftest import ATOL, random_landmarks
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+def noisy_maps(shape, size, dtype, device, seed=0, noise=0.05):
+    g = torch.Generator().manual_seed(seed)
+    lm = random_landmarks(shape, size, dtype=torch.float64, seed=seed)
+    h = reference.encode(lm, size, 1.5) + noise * torch.randn(*shape, *size, generator=g, dtype=torch.float64)
+    return h.to(dtype=dtype, device=device)
+
+
+def acc_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def check_against_reference(h, window, temperature, blur):
+    got, got_s, got_i = torch.ops.shr_ops.decode(h, window, temperature, blur)
+    blurred = gaussian_blur(h.to(torch.float64), blur).to(acc_dtype(h.dtype))
+    want, want_s, want_i = reference.decode_with_index(blurred, window=window, temperature=temperature)
+    acc = acc_dtype(h.dtype)
+    assert got.dtype == acc and got_s.dtype == acc
+    assert torch.equal(got_i, want_i)
+    torch.testing.assert_close(got, want, atol=ATOL[acc] * 4, rtol=0)
+    torch.testing.assert_close(got_s, want_s, atol=ATOL[acc], rtol=1e-5)
+    # The wrapper gives the same as the reference wrapper.
+    c, s = shr_ops.decode(h, window=window, temperature=temperature, blur=blur, return_scores=True)
+    rc, rs = reference.decode(h, window=window, temperature=temperature, blur=blur, return_scores=True)
+    torch.testing.assert_close(c, rc, atol=ATOL[acc] * 4, rtol=0)
+    torch.testing.assert_close(s, rs, atol=ATOL[acc], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [(64, 64), (13, 29), (1, 7)])
+@pytest.mark.parametrize("window,temperature,blur", [(9, 40.0, 2.0), (3, 10.0, 0.7), (5, 5.0, 4.5), (101, 5.0, 1.0)])
+def test_decode_blur_matches_reference(device, dtype, size, window, temperature, blur):
+    check_against_reference(noisy_maps((2, 9), size, dtype, device), window, temperature, blur)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_decode_blur_clean_and_very_noisy(device, noise):
+    check_against_reference(noisy_maps((4, 17), (64, 48), torch.float32, device, seed=3, noise=noise), 9, 40.0, 2.0)
+
+
+def test_decode_blur_argmax_is_the_filtered_maps(device):
+    # A one-pixel spike beats a broad bump on the raw map but not after the filter: the kernel's
+    # search starts at the raw argmax and must still find the filtered maximum far from it.
+    h = torch.zeros(5, 40, 50, dtype=torch.float64)
+    yy, xx = torch.meshgrid(torch.arange(40.0, dtype=torch.float64), torch.arange(50.0, dtype=torch.float64),
+                            indexing="ij")
+    bump = torch.exp(-((xx - 30.3) ** 2 + (yy - 25.6) ** 2) / (2 * 3.0**2))
+    h[0] = 0.8 * bump
+    h[0, 5, 5] = 1.0  # spike
+    h[1] = -1.0 - bump + 0.05 * yy / 40 - 0.03 * xx / 50  # all negative: the filtered maximum is at a corner
+    h[2] = 0.5 + 0.01 * xx / 50 - 0.01 * (yy - 20) ** 2 / 400  # a gentle slope: no raw value near the filtered max
+    h[3] = 0.0  # all zero: every filtered value ties (index 0)
+    h[4] = 0.8 * bump + 0.79 * bump.roll(17, dims=1)  # two bumps of nearly the same height
+    h[4, 30, 2] = 0.9
+    for dtype in (torch.float64, torch.float32):
+        x = h.to(dtype=dtype, device=device)
+        check_against_reference(x, 9, 40.0, 2.0)
+        check_against_reference(x, 5, 3.0, 1.3)
+    c = shr_ops.decode(h.to(device), blur=2.0)
+    assert (c[0] - torch.tensor([30.3, 25.6], dtype=torch.float64, device=device)).abs().max() < 0.05
+
+
+def test_decode_blur_nan_and_inf_give_nan(device):
+    # As without the filter: NaN coords; the score is the filtered peak (NaN, or inf).
+    h = noisy_maps((3,), (16, 16), torch.float32, device)
+    h[0, 3, 4] = float("nan")
+    h[1, 10, 2] = float("inf")
+    c, s = shr_ops.decode(h, blur=2.0, return_scores=True)
+    assert torch.isnan(c[:2]).all() and torch.isnan(s[0]) and s[1] == float("inf")
+    assert torch.isfinite(c[2]).all() and torch.isfinite(s[2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("window,blur", [(1, 1.0), (3, 2.0), (9, 2.0), (5, 0.4)])
+def test_decode_blur_backward_matches_reference(device, dtype, window, blur):
+    h = noisy_maps((2, 5), (17, 23), dtype, device, seed=4)
+    acc = acc_dtype(dtype)
+    gen = torch.Generator().manual_seed(5)
+    wc = torch.randn(2, 5, 2, generator=gen, dtype=acc).to(device)
+    ws = torch.randn(2, 5, generator=gen, dtype=acc).to(device)
+    grads = []
+    for fn in (shr_ops.decode, reference.decode):
+        x = h.clone().requires_grad_()
+        c, s = fn(x, window=window, temperature=3.0, blur=blur, return_scores=True)
+        ((c * wc).sum() + (s * ws).sum()).backward()
+        grads.append(x.grad)
+    assert grads[0].dtype == dtype
+    atol = {torch.float32: 1e-5, torch.float64: 1e-10, torch.float16: 2e-3, torch.bfloat16: 1e-2}[dtype]
+    torch.testing.assert_close(grads[0], grads[1], atol=atol, rtol=1e-3)
+    # Zero outside each window grown by the filter's radius.
+    _, _, idx = torch.ops.shr_ops.decode(h, window, 3.0, blur)
+    rows, cols = idx // 23, idx % 23
+    i = torch.arange(17, device=device)[:, None]
+    j = torch.arange(23, device=device)[None, :]
+    r = window // 2 + int(torch.tensor(3.0 * blur).ceil())
+    inside = ((i - rows[..., None, None]).abs() <= r) & ((j - cols[..., None, None]).abs() <= r)
+    assert torch.all(grads[0][~inside] == 0)
+
+
+@pytest.mark.parametrize("window,blur", [(3, 0.8), (5, 1.5)])
+def test_decode_blur_gradcheck(device, window, blur):
+    lm = torch.tensor([[[3.3, 4.6], [6.2, 2.1], [1.0, 8.4]]], dtype=torch.float64)
+    h = (reference.encode(lm, (10, 9), 1.5) + 0.02 * torch.rand(1, 3, 10, 9, dtype=torch.float64))
+    h = h.to(device).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x: shr_ops.decode(x, window=window, temperature=4.0, blur=blur, return_scores=True), (h,), eps=1e-6,
+        atol=1e-7,
+    )
+
+
+def test_decode_blur_bad_input():
+    h = torch.zeros(1, 2, 8, 8)
+    with pytest.raises(ValueError, match="blur must be a finite number > 0"):
+        shr_ops.decode(h, blur=0.0)
+    with pytest.raises(ValueError, match=r"blur must be None or a finite number in \(0, 1000\]"):
+        shr_ops.decode(h, blur=1e4)
+    with pytest.raises(RuntimeError, match="blur must be None or a finite number"):
+        torch.ops.shr_ops.decode(h, 3, 1.0, -1.0)
+    with pytest.raises(RuntimeError, match="blur must be None or a finite number"):
+        torch.ops.shr_ops.decode_backward(torch.zeros(1, 2, 2), torch.zeros(1, 2), h, torch.zeros(1, 2, dtype=torch.long),
+                                          3, 1.0, float("nan"))
