@@ -1,5 +1,6 @@
 """Siamese transform consistency: the view transform, the heatmap warp, and both loss forms."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -161,3 +162,24 @@ def test_flip_permutation_order_is_an_involution():
     perm = np.asarray(synthetic.FLIP_PERMUTATION)
     order = C.channel_order(torch.tensor([True]), torch.tensor([False]), perm)[0].numpy()
     assert (order[order] == np.arange(68)).all() and order[36] == 45
+
+
+def test_consistency_weight_ramps_up_over_the_warmup():
+    from shr_fan.train import consistency_weight
+
+    cfg = TrainConfig(steps=100, consistency_weight=2.0, consistency_warmup=0.5)
+    assert [consistency_weight(cfg, s) for s in (0, 25, 50, 99)] == [0.0, 1.0, 2.0, 2.0]
+    assert consistency_weight(replace(cfg, consistency_warmup=0.0), 0) == 2.0
+
+
+def test_ablation_variants_parse_and_name_their_settings():
+    from shr_fan.ablation import parse_variant, variant_label
+
+    fields = parse_variant("coords:0.05:stop:all:warm0.2")
+    assert fields == dict(siamese=True, consistency="coords", consistency_weight=0.05, stop_gradient=True,
+                          consistency_stacks="all", consistency_warmup=0.2)
+    assert variant_label(fields) == "SHR + Siamese (coords, λ 0.05, stop-grad, all stacks, warm-up 0.2)"
+    with pytest.raises(ValueError, match="unknown flag"):
+        parse_variant("heatmap:1:fast")
+    with pytest.raises(ValueError, match="FORM:WEIGHT"):
+        parse_variant("pixels:1")

@@ -39,10 +39,12 @@ PLAIN_ROWS = [  # (row, target codec, decoder)
 
 
 def parse_variant(text: str) -> dict:
-    """'heatmap:1' / 'coords:0.05:stop' / 'heatmap:0.5:all' -> TrainConfig fields of a Siamese run."""
+    """'heatmap:1' / 'coords:0.05:stop' / 'heatmap:0.5:all' / 'heatmap:1:warm0' -> TrainConfig fields
+    of a Siamese run (warmN: consistency_warmup N; otherwise the TrainConfig default)."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in ("heatmap", "coords"):
-        raise ValueError(f"--siamese variant {text!r}: expected FORM:WEIGHT[:stop][:all] with FORM heatmap or coords")
+        raise ValueError(f"--siamese variant {text!r}: expected FORM:WEIGHT[:stop][:all][:warmN] with FORM "
+                         "heatmap or coords")
     fields = dict(siamese=True, consistency=parts[0], consistency_weight=float(parts[1]), stop_gradient=False,
                   consistency_stacks="last")
     for flag in parts[2:]:
@@ -50,14 +52,18 @@ def parse_variant(text: str) -> dict:
             fields["stop_gradient"] = True
         elif flag == "all":
             fields["consistency_stacks"] = "all"
+        elif flag.startswith("warm"):
+            fields["consistency_warmup"] = float(flag[4:])
         else:
-            raise ValueError(f"--siamese variant {text!r}: unknown flag {flag!r} (expected 'stop' or 'all')")
+            raise ValueError(f"--siamese variant {text!r}: unknown flag {flag!r} (expected 'stop', 'all' or 'warmN')")
     return fields
 
 
 def variant_label(fields: dict) -> str:
     extra = (", stop-grad" if fields["stop_gradient"] else "") + (", all stacks" if fields["consistency_stacks"] == "all"
                                                                    else "")
+    if "consistency_warmup" in fields:
+        extra += f", warm-up {fields['consistency_warmup']:g}"
     return f"SHR + Siamese ({fields['consistency']}, λ {fields['consistency_weight']:g}{extra})"
 
 
@@ -129,7 +135,8 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _train_args(p, TrainConfig())
     p.add_argument("--variants", nargs="*", default=["heatmap:1"],
-                   help="Siamese rows, FORM:WEIGHT[:stop][:all] (FORM heatmap or coords)")
+                   help="Siamese rows, FORM:WEIGHT[:stop][:all][:warmN] (FORM heatmap or coords; warmN: ramp the "
+                        "weight up over the first N of the steps)")
     p.add_argument("--eval-n", type=int, default=256)
     p.add_argument("--report", default=None, help="append the table (markdown) to this file")
     p.set_defaults(out="runs/ablation")

@@ -34,6 +34,8 @@ def _train_args(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--siamese", action="store_true", help="two views per face and the transform-consistency loss")
     p.add_argument("--consistency", default=defaults.consistency, choices=["heatmap", "coords"])
     p.add_argument("--consistency-weight", type=float, default=defaults.consistency_weight)
+    p.add_argument("--consistency-warmup", type=float, default=defaults.consistency_warmup,
+                   help="fraction of the steps over which the consistency weight ramps up from 0")
     p.add_argument("--consistency-stacks", default=defaults.consistency_stacks, choices=["last", "all"])
     p.add_argument("--stop-gradient", action="store_true",
                    help="the view compared against is a fixed target in the consistency loss")
@@ -52,6 +54,7 @@ def _config(args):
                        codec=args.codec, sigma=args.sigma, seed=args.seed, workers=args.workers, out=args.out,
                        device=args.device, time_budget=args.time_budget, siamese=args.siamese,
                        consistency=args.consistency, consistency_weight=args.consistency_weight,
+                       consistency_warmup=args.consistency_warmup,
                        consistency_stacks=args.consistency_stacks, stop_gradient=args.stop_gradient,
                        dataset=args.dataset, data_root=args.data_root, split=args.split,
                        fused_loss=args.fused_loss)

@@ -13,6 +13,8 @@ item i of step s is a function of (seed, s, i), so --resume continues the same r
 Siamese training (`siamese=True`): every face comes as two crops under independent random
 geometric transforms (shr_fan.data, views=2); both go through the network in one batch, both get
 the supervised loss, and `consistency_weight` x the transform consistency of shr_fan.consistency
+(ramped up linearly from 0 over the first `consistency_warmup` fraction of the steps: applied from
+step 0 it pushes the untrained network's outputs toward flat maps, where it stays)
 (heatmap or coordinate form, on the last stack or all) is added.
 
 Distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
@@ -73,6 +75,7 @@ class TrainConfig:
     consistency_weight: float = 1.0
     consistency_stacks: str = "last"  # "last" or "all"
     stop_gradient: bool = False  # True: the view compared against is a fixed target
+    consistency_warmup: float = 0.5  # fraction of the steps over which the weight ramps up from 0
     dataset: str = "synthetic"  # or a benchmark of shr_fan.datasets (300w, wflw, cofw, aflw)
     data_root: str | None = None  # the benchmark's folder as distributed
     split: str | None = None  # training split of the benchmark (None: its train split)
@@ -161,6 +164,13 @@ def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks:
     hm = coords.image_to_heatmap(landmarks, cfg.crop / size).float()
     return sum(shr_ops.heatmap_loss(o, hm, codec.sigma, foreground_weight=cfg.foreground_weight,
                                     threshold=FOREGROUND_THRESHOLD, scale=cfg.target_scale) for o in outputs)
+
+
+def consistency_weight(cfg: TrainConfig, step: int) -> float:
+    """The consistency loss' weight at (0-based) step `step`: a linear ramp from 0 to
+    cfg.consistency_weight over the first cfg.consistency_warmup x cfg.steps steps."""
+    ramp = cfg.consistency_warmup * cfg.steps
+    return cfg.consistency_weight * (1.0 if ramp <= 0 else min(1.0, step / ramp))
 
 
 def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: torch.Tensor, flip_permutation,
@@ -310,7 +320,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         if cfg.siamese:
             cons = consistency_loss(outputs, batch["matrix"].to(device), batch["flip"].to(device),
                                     dataset.flip_permutation, cfg)
-            loss = loss + cfg.consistency_weight * cons
+            loss = loss + consistency_weight(cfg, step) * cons
             last_cons = cons.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
