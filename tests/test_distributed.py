@@ -16,7 +16,9 @@ def _torchrun(out, *extra):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "shr_fan.train", *ARGS, "--out", str(out), *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    # cwd outside the repository: `python -m` puts the cwd first on sys.path, and the source tree's
+    # shr_ops has no compiled _C
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=out.parent)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

@@ -46,7 +46,7 @@ def parse_variant(text: str) -> dict:
         raise ValueError(f"--siamese variant {text!r}: expected FORM:WEIGHT[:stop][:all][:warmN] with FORM "
                          "heatmap or coords")
     fields = dict(siamese=True, consistency=parts[0], consistency_weight=float(parts[1]), stop_gradient=False,
-                  consistency_stacks="last")
+                  consistency_stacks="last")  # stop-gradient only where asked: the row says what it ran
     for flag in parts[2:]:
         if flag == "stop":
             fields["stop_gradient"] = True

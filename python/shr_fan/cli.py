@@ -37,7 +37,7 @@ def _train_args(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--consistency-warmup", type=float, default=defaults.consistency_warmup,
                    help="fraction of the steps over which the consistency weight ramps up from 0")
     p.add_argument("--consistency-stacks", default=defaults.consistency_stacks, choices=["last", "all"])
-    p.add_argument("--stop-gradient", action="store_true",
+    p.add_argument("--stop-gradient", action=argparse.BooleanOptionalAction, default=defaults.stop_gradient,
                    help="the view compared against is a fixed target in the consistency loss")
     p.add_argument("--dataset", default=defaults.dataset, choices=["synthetic", "300w", "wflw", "cofw", "aflw"],
                    help="training data: synthetic faces or a benchmark read from --data-root")

@@ -13,8 +13,9 @@ item i of step s is a function of (seed, s, i), so --resume continues the same r
 Siamese training (`siamese=True`): every face comes as two crops under independent random
 geometric transforms (shr_fan.data, views=2); both go through the network in one batch, both get
 the supervised loss, and `consistency_weight` x the transform consistency of shr_fan.consistency
-(ramped up linearly from 0 over the first `consistency_warmup` fraction of the steps: applied from
-step 0 it pushes the untrained network's outputs toward flat maps, where it stays)
+(optionally ramped up linearly from 0 over the first `consistency_warmup` fraction of the steps: a
+large weight applied from step 0 pushes the untrained network's outputs toward flat maps, where
+they stay; docs/results.md)
 (heatmap or coordinate form, on the last stack or all) is added.
 
 Distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
@@ -72,10 +73,10 @@ class TrainConfig:
     time_budget: float | None = None  # seconds of training; stops early (and says so) when spent
     siamese: bool = False  # two views per face and the transform-consistency loss
     consistency: str = "heatmap"  # "heatmap" (warped maps, MSE) or "coords" (decoded, mapped, distance)
-    consistency_weight: float = 1.0
+    consistency_weight: float = 0.1  # the best of the CPU ablation (docs/results.md)
     consistency_stacks: str = "last"  # "last" or "all"
-    stop_gradient: bool = False  # True: the view compared against is a fixed target
-    consistency_warmup: float = 0.5  # fraction of the steps over which the weight ramps up from 0
+    stop_gradient: bool = True  # True: the view compared against is a fixed target
+    consistency_warmup: float = 0.0  # fraction of the steps over which the weight ramps up from 0
     dataset: str = "synthetic"  # or a benchmark of shr_fan.datasets (300w, wflw, cofw, aflw)
     data_root: str | None = None  # the benchmark's folder as distributed
     split: str | None = None  # training split of the benchmark (None: its train split)
