@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     q = sub.add_parser("quick", help="the main job: train the tiny FAN on synthetic faces, evaluate SHR vs baseline")
     _train_args(q, d)
     q.add_argument("--eval-n", type=int, default=256)
-    # 300 steps of 16 crops took 185 s on a 2-core machine and reached NME 9.4 % against 26.6 % for
+    # 300 steps of 16 crops took 205 s on a 2-core machine and reached NME 9.3 % against 26.6 % for
     # the mean shape; the time budget only guards slower machines.
     q.set_defaults(time_budget=270.0, steps=300)
     t = sub.add_parser("train", help="train FAN on synthetic faces or a benchmark's training split")
