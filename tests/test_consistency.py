@@ -183,3 +183,17 @@ def test_ablation_variants_parse_and_name_their_settings():
         parse_variant("heatmap:1:fast")
     with pytest.raises(ValueError, match="FORM:WEIGHT"):
         parse_variant("pixels:1")
+
+
+def test_ablation_command_writes_every_row(tmp_path):
+    from shr_fan import cli
+
+    report = tmp_path / "results.md"
+    assert cli.main(["ablation", "--crop", "64", "--steps", "1", "--batch-size", "2", "--workers", "0",
+                     "--device", "cpu", "--eval-n", "4", "--out", str(tmp_path / "runs"),
+                     "--variants", "heatmap:0.1:stop", "--report", str(report)]) == 0
+    text = report.read_text()
+    for row in ("baseline codec (HRNet)", "SHR encode only", "SHR decode only", "SHR encode + decode",
+                "SHR + Siamese (heatmap, λ 0.1, stop-grad)", "mean shape (no model)"):
+        assert f"| {row} |" in text
+    assert "shr-fan ablation --crop 64" in text

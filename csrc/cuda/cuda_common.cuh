@@ -12,6 +12,14 @@
 namespace shr_ops {
 namespace cuda {
 
+// Shared-memory layout of one map's separable Gaussian factors, used by encode and heatmap_loss:
+// e_x[W], e_y[H], d_x[W], d_y[H] (d: the signed distances j - x, i - y).
+template <typename acc_t>
+struct AxesView {
+  acc_t *ex, *ey, *dx, *dy;
+  __device__ AxesView(acc_t* smem, int H, int W) : ex(smem), ey(smem + W), dx(smem + W + H), dy(smem + 2 * W + H) {}
+};
+
 constexpr int kThreads = 256;  // threads per block: one block per map
 constexpr int kWarps = kThreads / 32;
 constexpr int64_t kMaxSharedBytes = 48 * 1024;

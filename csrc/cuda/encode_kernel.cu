@@ -13,13 +13,6 @@ namespace shr_ops {
 namespace cuda {
 namespace {
 
-// Shared layout: e_x[W], e_y[H], d_x[W], d_y[H] (signed distances j - x, i - y).
-template <typename acc_t>
-struct AxesView {
-  acc_t *ex, *ey, *dx, *dy;
-  __device__ AxesView(acc_t* smem, int H, int W) : ex(smem), ey(smem + W), dx(smem + W + H), dy(smem + 2 * W + H) {}
-};
-
 template <typename acc_t>
 __device__ inline bool fill_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
                                  acc_t* smem) {

@@ -18,17 +18,11 @@ namespace shr_ops {
 namespace cuda {
 namespace {
 
-// Shared layout: e_x[W], e_y[H], d_x[W], d_y[H] (signed distances j - x, i - y); all zero for a
-// missing landmark (its target is zero, and so is its gradient).
-template <typename acc_t>
-struct LossAxes {
-  acc_t *ex, *ey, *dx, *dy;
-  __device__ LossAxes(acc_t* smem, int H, int W) : ex(smem), ey(smem + W), dx(smem + W + H), dy(smem + 2 * W + H) {}
-};
-
+// The map's factors in the AxesView layout (cuda_common.cuh), all zero for a missing landmark (its
+// target is zero, and so is its gradient): unlike encode, every pixel is still visited (pred - 0).
 template <typename acc_t>
 __device__ inline void fill_loss_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
-                                      const LossAxes<acc_t>& a) {
+                                      const AxesView<acc_t>& a) {
   const acc_t x = lm[2 * m], y = lm[2 * m + 1];
   const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || vis[m]);
   for (int j = threadIdx.x; j < W; j += blockDim.x) {
@@ -51,7 +45,7 @@ __global__ void heatmap_loss_kernel(const pred_t* __restrict__ pred, const acc_t
                                     LossParams<acc_t> k) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ double scratch[kWarps];
-  const LossAxes<acc_t> a(reinterpret_cast<acc_t*>(smem_raw), H, W);
+  const AxesView<acc_t> a(reinterpret_cast<acc_t*>(smem_raw), H, W);
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const pred_t* pm = pred + m * static_cast<int64_t>(HW);
@@ -86,7 +80,7 @@ __global__ void heatmap_loss_backward_kernel(const acc_t* __restrict__ grad, con
                                              int W, double n, LossParams<acc_t> k) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ double scratch[2 * kWarps];
-  const LossAxes<acc_t> a(reinterpret_cast<acc_t*>(smem_raw), H, W);
+  const AxesView<acc_t> a(reinterpret_cast<acc_t*>(smem_raw), H, W);
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const int64_t offset = m * static_cast<int64_t>(HW);

@@ -27,7 +27,8 @@ from dataclasses import replace
 
 import torch
 
-from .evaluate import evaluate, hard_test_set
+from .data import SyntheticFaces
+from .evaluate import TEST_SEED, evaluate, hard_test_set, mean_shape_baseline
 from .train import TrainConfig, load_model, train
 
 PLAIN_ROWS = [  # (row, target codec, decoder)
@@ -89,18 +90,20 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str) -> list[
         runs[key] = replace(base, codec="shr", out=os.path.join(root, f"shr-siamese-{text.replace(':', '-')}"),
                             **fields)
         siamese.append((variant_label(fields), key))
-    trained = {}
-    for key, cfg in runs.items():
-        stats = _run(cfg)
-        trained[key] = stats
+    trained = {key: _run(cfg) for key, cfg in runs.items()}
     rows = []
-    test_sets = {"test": None, "hard": hard_test_set(n_test, base.crop)}
-    for label, key, decoder in [(r, c, d) for r, c, d in PLAIN_ROWS] + [(lbl, k, "shr") for lbl, k in siamese]:
+    # Rendered once for every row (the faces and the mean shape do not depend on the model).
+    test_sets = {"test": SyntheticFaces(n_test, seed=TEST_SEED, crop=base.crop, augment=None),
+                 "hard": hard_test_set(n_test, base.crop)}
+    test_sets = {name: [ds[i] for i in range(len(ds))] for name, ds in test_sets.items()}
+    mean_shape = mean_shape_baseline(base)
+    for label, key, decoder in PLAIN_ROWS + [(lbl, k, "shr") for lbl, k in siamese]:
         model, cfg = load_model(trained[key]["checkpoint"], base.device)
         row = dict(row=label, codec=cfg.codec, decoder=decoder, steps=trained[key]["step"],
                    seconds=trained[key]["seconds"])
         for name, test in test_sets.items():
-            res = evaluate(model, cfg, n=n_test, decoders=(decoder,), device=base.device, test=test)
+            res = evaluate(model, cfg, n=n_test, decoders=(decoder,), device=base.device, test=test,
+                           mean_shape=mean_shape)
             row[name] = res[decoder]
             row[f"{name} mean shape"] = res["mean shape"]
         rows.append(row)

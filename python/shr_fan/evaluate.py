@@ -41,10 +41,12 @@ def hard_test_set(n: int, crop: int) -> SyntheticFaces:
 
 def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet"), batch_size: int = 32,
              device: str | torch.device = "cpu", workers: int = 0, ced_path: str | None = None,
-             test: FaceCrops | None = None) -> dict:
+             test: FaceCrops | None = None, mean_shape: np.ndarray | None = None) -> dict:
     """{name: metrics.summary(...)} for each decoder (codec names of shr_ops.codecs) and for
-    'mean shape', on `test` (default: the fixed synthetic test set of n faces). Predictions and
-    ground truth are in crop pixels (NME is scale-free)."""
+    'mean shape', on `test` (default: the fixed synthetic test set of n faces; any sequence of
+    items works). Predictions and ground truth are in crop pixels (NME is scale-free).
+    `mean_shape` [K, 2]: the baseline's prediction when the caller already has it (default:
+    mean_shape_baseline(cfg))."""
     test = test if test is not None else SyntheticFaces(n, seed=TEST_SEED, crop=cfg.crop, augment=None)
     loader = DataLoader(test, batch_size=batch_size, shuffle=False, num_workers=workers)
     heat, gt = predict_heatmaps(model.to(device).eval(), loader, device)
@@ -53,7 +55,7 @@ def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet")
     for name in decoders:
         pred = decode_to_crop(codecs.get_codec(name, cfg.sigma), heat, cfg).numpy()
         results[name] = metrics.summary(pred, gt, norm)
-    mean_pred = np.broadcast_to(mean_shape_baseline(cfg), gt.shape)
+    mean_pred = np.broadcast_to(mean_shape_baseline(cfg) if mean_shape is None else mean_shape, gt.shape)
     results["mean shape"] = metrics.summary(mean_pred, gt, norm)
     if ced_path:
         write_ced(results, gt, ced_path)
