@@ -106,3 +106,24 @@ def test_decode_blur_bad_input():
     with pytest.raises(RuntimeError, match="blur must be None or a finite number"):
         torch.ops.shr_ops.decode_backward(torch.zeros(1, 2, 2), torch.zeros(1, 2), h, torch.zeros(1, 2, dtype=torch.long),
                                           3, 1.0, float("nan"))
+
+
+@pytest.mark.parametrize("blur", [0.8, 2.0, 3.5])
+def test_decode_blur_many_peaks(device, blur):
+    # Three bumps of random heights, widths and places (some off the frame) plus noise and spikes:
+    # the pruned search (row and column bounds of the filtered map) must find the reference's
+    # argmax on every map, wherever it is relative to the raw maximum.
+    g = torch.Generator().manual_seed(int(blur * 10))
+    n, height, width = 300, 37, 52
+    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                            indexing="ij")
+    h = 0.02 * torch.randn(n, height, width, generator=g, dtype=torch.float64)
+    for _ in range(3):
+        cx = torch.rand(n, 1, 1, generator=g, dtype=torch.float64) * (width + 10) - 5
+        cy = torch.rand(n, 1, 1, generator=g, dtype=torch.float64) * (height + 10) - 5
+        s = 0.7 + 3 * torch.rand(n, 1, 1, generator=g, dtype=torch.float64)
+        a = 0.5 + 0.5 * torch.rand(n, 1, 1, generator=g, dtype=torch.float64)
+        h = h + a * torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s**2))
+    spikes = torch.rand(n, height, width, generator=g, dtype=torch.float64) > 0.998
+    h = torch.where(spikes, h + 1.0, h)
+    check_against_reference(h.to(device), 9, 40.0, blur)

@@ -9,13 +9,17 @@
 // the filter (its transpose, the same filter as the kernel is symmetric) into the box grown by
 // the filter's radius.
 //
-// The filtered map is never materialised: its argmax is searched only where it can be. With
-// L = the filtered value at the raw map's argmax (L > 0), a filtered value >= L needs a
-// row-filtered value >= L in its column within the filter's radius, and that needs a raw value
-// >= L in its row within the radius (the taps are >= 0 and sum to <= 1). So the kernel filters the
-// rows of the raw hits' bounding box, then searches the row-filtered hits' box grown by the radius
-// along columns (with the window around the raw argmax, which it reads the window from): about
-// 15 x 11 pixels for a peaked 64x64 map. Flat, non-positive or non-finite maps are filtered whole.
+// The filtered map F is never materialised: its argmax is searched only where it can be. The
+// kernel filters the decode window around the raw map's argmax, grown by one pixel (about 11 x 12
+// values), and takes L = the largest filtered value there (L > 0). As the taps are >= 0 and sum
+// to 1, F(i, j) <= sum_d k[d] max(0, rowmax[i + d - r]) and F(i, j) <= sum_d k[d] colmax[j + d - r]
+// (colmax: column maxima, clamped at 0, over the rows the candidate rows' filter reads); rows and
+// columns whose bound is below L hold no maximum. When every candidate lies in the filtered
+// window (the usual case: one peak) its argmax is the answer; otherwise the candidates' box (with
+// the window) is filtered and searched. Flat, non-positive or non-finite maps are filtered whole.
+// Filtering is separable (rows, then columns), vectorised over output columns with the partial
+// sums in registers; each value sums its taps in increasing order, so every path gives the same
+// bits.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -25,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../shr_ops.h"
@@ -80,6 +85,8 @@ struct SseFloat {
   using V = __m128;
   static constexpr int64_t L = 4;
   static V load(const T* p) { return _mm_loadu_ps(p); }
+  static V set1(T v) { return _mm_set1_ps(v); }
+  static V mul(V a, V b) { return _mm_mul_ps(a, b); }
   static V max(V a, V b) { return _mm_max_ps(a, b); }
   static V add(V a, V b) { return _mm_add_ps(a, b); }
   static V sub(V a, V b) { return _mm_sub_ps(a, b); }
@@ -91,6 +98,8 @@ struct SseDouble {
   using V = __m128d;
   static constexpr int64_t L = 2;
   static V load(const T* p) { return _mm_loadu_pd(p); }
+  static V set1(T v) { return _mm_set1_pd(v); }
+  static V mul(V a, V b) { return _mm_mul_pd(a, b); }
   static V max(V a, V b) { return _mm_max_pd(a, b); }
   static V add(V a, V b) { return _mm_add_pd(a, b); }
   static V sub(V a, V b) { return _mm_sub_pd(a, b); }
@@ -196,69 +205,154 @@ struct Blur {
 // Per-thread buffers of the filter.
 template <typename acc_t>
 struct Scratch {
-  std::vector<acc_t> rows, line, box;
+  std::vector<acc_t> rows, line, box, bound, colmax;
+  int64_t box_stride = 0;
 };
 
-// dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps (summed in increasing d), four outputs
-// at a time in registers.
+// dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps, summed in increasing d (the first
+// term is k[0] src[c], then the others are added in order, so every path gives the same bits).
 template <typename acc_t>
-inline void correlate(const acc_t* src, int64_t step, const acc_t* k, int64_t taps, int64_t n, acc_t* dst) {
-  int64_t c = 0;
-  for (; c + 4 <= n; c += 4) {
-    acc_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    for (int64_t d = 0; d < taps; ++d) {
-      const acc_t* q = src + c + d * step;
-      const acc_t kd = k[d];
-      a0 += kd * q[0];
-      a1 += kd * q[1];
-      a2 += kd * q[2];
-      a3 += kd * q[3];
-    }
-    dst[c] = a0;
-    dst[c + 1] = a1;
-    dst[c + 2] = a2;
-    dst[c + 3] = a3;
-  }
-  for (; c < n; ++c) {
-    acc_t a = 0;
-    for (int64_t d = 0; d < taps; ++d) a += k[d] * src[c + d * step];
+inline void correlate_scalar(const acc_t* src, int64_t step, const acc_t* k, int64_t taps, int64_t n, acc_t* dst) {
+  for (int64_t c = 0; c < n; ++c) {
+    acc_t a = k[0] * src[c];
+    for (int64_t d = 1; d < taps; ++d) a += k[d] * src[c + d * step];
     dst[c] = a;
   }
 }
 
-// The map h (H x W) filtered along its rows, on rows [i0, i1] (those outside the frame give zeros)
-// and columns [j0, j1] (inside the frame), into out (row-major, j1 - j0 + 1 per row).
-template <typename in_t, typename acc_t>
-void blur_rows(const in_t* h, int64_t H, int64_t W, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-               const Blur<acc_t>& f, Scratch<acc_t>& s, acc_t* out) {
-  const int64_t r = f.r, n = j1 - j0 + 1, taps = 2 * r + 1;
-  s.line.resize(n + 2 * r);
-  acc_t* line = s.line.data();
-  const acc_t* k = f.k.data();
-  for (int64_t i = i0; i <= i1; ++i) {
-    acc_t* dst = out + (i - i0) * n;
-    std::fill(dst, dst + n, acc_t(0));
-    if (i < 0 || i >= H) continue;
-    // The row's columns [j0 - r, j1 + r], zero outside the frame.
-    const int64_t c0 = std::max<int64_t>(0, r - j0), c1 = std::min<int64_t>(n + 2 * r, W - j0 + r);
-    const in_t* src_row = h + i * W + (j0 - r);
-    std::fill(line, line + c0, acc_t(0));
-    for (int64_t c = c0; c < c1; ++c) line[c] = static_cast<acc_t>(src_row[c]);
-    std::fill(line + c1, line + n + 2 * r, acc_t(0));
-    correlate(line, 1, k, taps, n, dst);
+#if defined(__SSE2__)
+// NV vectors of outputs at a time, their sums kept in registers across the taps.
+template <typename S, int NV>
+inline void correlate_block(const typename S::T* src, int64_t step, const typename S::T* k, int64_t taps,
+                            typename S::T* dst) {
+  using V = typename S::V;
+  constexpr int64_t L = S::L;
+  V a[NV];
+  V kd = S::set1(k[0]);
+  for (int v = 0; v < NV; ++v) a[v] = S::mul(kd, S::load(src + v * L));
+  for (int64_t d = 1; d < taps; ++d) {
+    kd = S::set1(k[d]);
+    const typename S::T* q = src + d * step;
+    for (int v = 0; v < NV; ++v) a[v] = S::add(a[v], S::mul(kd, S::load(q + v * L)));
   }
+  for (int v = 0; v < NV; ++v) S::store(dst + v * L, a[v]);
 }
 
-// Filtered values of the map h (H x W) on box b, into out (b.rows() x b.cols(), row-major):
-// rows first (the rows of b grown by r, zero-padded), then columns.
+template <typename S>
+void correlate_sse(const typename S::T* src, int64_t step, const typename S::T* k, int64_t taps, int64_t n,
+                   typename S::T* dst) {
+  constexpr int64_t L = S::L;
+  int64_t c = 0;
+  for (; c + 4 * L <= n; c += 4 * L) correlate_block<S, 4>(src + c, step, k, taps, dst + c);
+  switch ((n - c) / L) {
+    case 3: correlate_block<S, 3>(src + c, step, k, taps, dst + c); break;
+    case 2: correlate_block<S, 2>(src + c, step, k, taps, dst + c); break;
+    case 1: correlate_block<S, 1>(src + c, step, k, taps, dst + c); break;
+    default: break;
+  }
+  c += (n - c) / L * L;
+  correlate_scalar(src + c, step, k, taps, n - c, dst + c);
+}
+#endif
+
+template <typename acc_t>
+inline void correlate(const acc_t* src, int64_t step, const acc_t* k, int64_t taps, int64_t n, acc_t* dst) {
+  correlate_scalar(src, step, k, taps, n, dst);
+}
+#if defined(__SSE2__)
+template <>
+inline void correlate<float>(const float* src, int64_t step, const float* k, int64_t taps, int64_t n, float* dst) {
+  correlate_sse<SseFloat>(src, step, k, taps, n, dst);
+}
+template <>
+inline void correlate<double>(const double* src, int64_t step, const double* k, int64_t taps, int64_t n,
+                              double* dst) {
+  correlate_sse<SseDouble>(src, step, k, taps, n, dst);
+}
+#endif
+
+// Boxes are filtered a multiple of this many columns wide, so the vectorised loops have no tail.
+constexpr int64_t kLanes = 4;
+inline int64_t padded_cols(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// Filtered values of the map h (H x W) on box b into out: b.rows() rows of stride
+// padded_cols(b.cols()) (the columns past b.cols() are scratch). Returns the stride. Rows first
+// (the rows of b grown by r, those outside the frame skipped as they are zero), then columns; each
+// output sums its taps in increasing order.
 template <typename in_t, typename acc_t>
-void blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<acc_t>& f, Scratch<acc_t>& s,
-              acc_t* out) {
-  const int64_t r = f.r, n = b.cols(), taps = 2 * r + 1;
-  s.rows.resize((b.rows() + 2 * r) * n);
-  blur_rows(h, H, W, b.i0 - r, b.i1 + r, b.j0, b.j1, f, s, s.rows.data());
+int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<acc_t>& f, Scratch<acc_t>& s,
+                 std::vector<acc_t>& out) {
+  const int64_t r = f.r, taps = 2 * r + 1, n = padded_cols(b.cols());
   const acc_t* k = f.k.data();
-  for (int64_t a = 0; a < b.rows(); ++a) correlate(s.rows.data() + a * n, n, k, taps, n, out + a * n);
+  const int64_t ra = std::max<int64_t>(0, b.i0 - r), rz = std::min<int64_t>(H - 1, b.i1 + r);  // rows read
+  // line[c] holds frame column b.j0 - r + c of a row, zero outside the frame.
+  const int64_t lo = b.j0 - r, len = n + 2 * r;
+  const int64_t c0 = std::max<int64_t>(0, -lo), c1 = std::min<int64_t>(len, W - lo);
+  s.line.assign(len, acc_t(0));
+  acc_t* line = s.line.data();
+  s.rows.resize((rz - ra + 1) * n);
+  for (int64_t i = ra; i <= rz; ++i) {
+    const in_t* src = h + i * W + lo;
+    for (int64_t c = c0; c < c1; ++c) line[c] = static_cast<acc_t>(src[c]);
+    correlate(line, 1, k, taps, n, s.rows.data() + (i - ra) * n);
+  }
+  out.resize(b.rows() * n);
+  for (int64_t i = b.i0; i <= b.i1; ++i) {
+    // Tap d reads row i + d - r.
+    const int64_t d0 = std::max<int64_t>(0, ra - (i - r)), d1 = std::min<int64_t>(taps - 1, rz - (i - r));
+    correlate(s.rows.data() + (i - r + d0 - ra) * n, n, k + d0, d1 - d0 + 1, n, out.data() + (i - b.i0) * n);
+  }
+  return n;
+}
+
+// First argmax, in row-major order, of box b of values stored with row stride ld (NaN counts as
+// the maximum, as in first_argmax). Returns the flat index in an H x W frame of width W.
+template <typename T>
+int64_t box_argmax(const T* v, const Box& b, int64_t ld, int64_t W) {
+  int64_t bi = 0, bj = 0;
+  T bv = v[0];
+  if (bv == bv) {
+    for (int64_t a = 0; a < b.rows(); ++a) {
+      const T* row = v + a * ld;
+      for (int64_t c = 0; c < b.cols(); ++c) {
+        if (beats(row[c], bv)) {
+          bi = a;
+          bj = c;
+          bv = row[c];
+          if (bv != bv) goto done;
+        }
+      }
+    }
+  }
+done:
+  return (b.i0 + bi) * W + b.j0 + bj;
+}
+
+// The range [lo, hi] of positions c in [0, n) whose filtered bound sum_d k[d] v[c + d - r] (v >= 0,
+// zero outside [0, n)) is >= thr; false when there is none. Only positions within r of a value
+// >= thr can qualify (the taps are >= 0 and sum to 1), so only those are filtered.
+template <typename acc_t>
+bool bound_range(const acc_t* v, int64_t n, const Blur<acc_t>& f, acc_t thr, Scratch<acc_t>& s, int64_t& lo,
+                 int64_t& hi) {
+  int64_t first = 0, last = n - 1;
+  while (first < n && !(v[first] >= thr)) ++first;
+  if (first == n) return false;
+  while (!(v[last] >= thr)) --last;
+  const int64_t r = f.r, c0 = std::max<int64_t>(0, first - r), c1 = std::min<int64_t>(n - 1, last + r);
+  const int64_t m = c1 - c0 + 1, base = c0 - r;  // line[c] holds v[base + c]
+  s.line.assign(m + 2 * r, acc_t(0));
+  for (int64_t c = std::max<int64_t>(0, -base); c < m + 2 * r && base + c < n; ++c) s.line[c] = v[base + c];
+  s.bound.resize(m);
+  correlate(s.line.data(), 1, f.k.data(), 2 * r + 1, m, s.bound.data());
+  lo = n;
+  hi = -1;
+  for (int64_t c = 0; c < m; ++c) {
+    if (s.bound[c] >= thr) {
+      lo = std::min(lo, c0 + c);
+      hi = c0 + c;
+    }
+  }
+  return hi >= 0;
 }
 
 // Values of a map (or of a box of it) addressed by frame coordinates (i, j).
@@ -302,63 +396,99 @@ struct Window {
   acc_t weight(v_t v, acc_t t) const { return shr_exp(t * (static_cast<acc_t>(v) - peak)); }
 };
 
+// cm[j] = max(0, max over the n rows of h[i, j]) for j < w, rows ld apart; the maps are finite here.
+template <typename in_t, typename acc_t>
+void column_maxima_scalar(const in_t* h, int64_t n, int64_t ld, int64_t w, acc_t* cm) {
+  std::fill(cm, cm + w, acc_t(0));
+  for (int64_t i = 0; i < n; ++i) {
+    const in_t* row = h + i * ld;
+    for (int64_t j = 0; j < w; ++j) {
+      const acc_t v = static_cast<acc_t>(row[j]);
+      cm[j] = v > cm[j] ? v : cm[j];
+    }
+  }
+}
+
+#if defined(__SSE2__)
+// Four vectors of columns at a time, their maxima kept in registers down the rows.
+template <typename S>
+void column_maxima_sse(const typename S::T* h, int64_t n, int64_t ld, int64_t w, typename S::T* cm) {
+  using V = typename S::V;
+  constexpr int64_t L = S::L, B = 4 * L;
+  int64_t j = 0;
+  for (; j + B <= w; j += B) {
+    V a0 = S::zero(), a1 = S::zero(), a2 = S::zero(), a3 = S::zero();
+    for (int64_t i = 0; i < n; ++i) {
+      const typename S::T* p = h + i * ld + j;
+      a0 = S::max(S::load(p), a0);
+      a1 = S::max(S::load(p + L), a1);
+      a2 = S::max(S::load(p + 2 * L), a2);
+      a3 = S::max(S::load(p + 3 * L), a3);
+    }
+    S::store(cm + j, a0);
+    S::store(cm + j + L, a1);
+    S::store(cm + j + 2 * L, a2);
+    S::store(cm + j + 3 * L, a3);
+  }
+  if (j < w) column_maxima_scalar(h + j, n, ld, w - j, cm + j);
+}
+
+#endif
+
+template <typename in_t, typename acc_t>
+void column_maxima(const in_t* h, int64_t n, int64_t ld, int64_t w, acc_t* cm) {
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<in_t, acc_t> && (std::is_same_v<acc_t, float> || std::is_same_v<acc_t, double>)) {
+    column_maxima_sse<std::conditional_t<std::is_same_v<acc_t, float>, SseFloat, SseDouble>>(h, n, ld, w, cm);
+    return;
+  }
+#endif
+  column_maxima_scalar(h, n, ld, w, cm);
+}
+
 // First argmax of the filtered map, searching only where it can be (see the top). Returns the
-// flat index; `search` receives the searched box and s.box its filtered values.
+// flat index; `search` receives the searched box, s.box its filtered values (row stride
+// s.box_stride).
 template <typename in_t, typename acc_t>
 int64_t blurred_argmax(const in_t* h, int64_t H, int64_t W, const Blur<acc_t>& f, int64_t window_r,
                        Scratch<acc_t>& s, std::vector<in_t>& rowmax, Box& search) {
+  const int64_t r = f.r;
   search = Box{0, H - 1, 0, W - 1};
   rowmax.resize(H);
   if (row_maxima(h, H, W, rowmax.data())) {
     const int64_t raw = argmax_by_rows(h, H, W, rowmax.data());
-    acc_t at_raw;
-    blur_box(h, H, W, Box{raw / W, raw / W, raw % W, raw % W}, f, s, &at_raw);
-    if (at_raw > 0) {
-      const acc_t thr = at_raw * acc_t(1 - 1e-3);  // a margin for rounding: only makes the box larger
-      Box hits{H, -1, W, -1};
-      for (int64_t i = 0; i < H; ++i) {
-        if (!(static_cast<acc_t>(rowmax[i]) >= thr)) continue;
-        const in_t* row = h + i * W;
-        int64_t first = 0, last = W - 1;
-        while (!(static_cast<acc_t>(row[first]) >= thr)) ++first;
-        while (!(static_cast<acc_t>(row[last]) >= thr)) --last;
-        hits.i0 = std::min(hits.i0, i);
-        hits.i1 = i;
-        hits.j0 = std::min(hits.j0, first);
-        hits.j1 = std::max(hits.j1, last);
+    // The decode window around the raw argmax, grown by one pixel: the filtered argmax is usually
+    // in it, and its window then too.
+    const Box near = window_box(raw / W, raw % W, window_r + 1, H, W);
+    s.box_stride = blur_box(h, H, W, near, f, s, s.box);
+    const int64_t best = box_argmax(s.box.data(), near, s.box_stride, W);
+    const acc_t L = s.box[(best / W - near.i0) * s.box_stride + (best % W - near.j0)];
+    if (L > 0) {
+      const acc_t thr = L * acc_t(1 - 1e-3);  // a margin for rounding: only makes the box larger
+      // Rows: F(i, j) <= sum_d k[d] max(0, rowmax[i + d - r]).
+      s.colmax.resize(std::max(H, W));
+      for (int64_t i = 0; i < H; ++i) s.colmax[i] = std::max(acc_t(0), static_cast<acc_t>(rowmax[i]));
+      Box c;
+      bool found = bound_range(s.colmax.data(), H, f, thr, s, c.i0, c.i1);
+      if (found) {
+        // Columns: F(i, j) <= sum_d k[d] colmax[j + d - r], colmax over the rows the candidate
+        // rows' filter reads, clamped at 0.
+        const int64_t i0 = std::max<int64_t>(0, c.i0 - r), i1 = std::min<int64_t>(H - 1, c.i1 + r);
+        column_maxima(h + i0 * W, i1 - i0 + 1, W, W, s.colmax.data());
+        found = bound_range(s.colmax.data(), W, f, thr, s, c.j0, c.j1);
       }
-      // A filtered value >= L needs a row-filtered value >= L in its column within the radius,
-      // and a row-filtered value >= L needs a raw value >= L in its row within the radius.
-      const Box rb{hits.i0, hits.i1, std::max<int64_t>(0, hits.j0 - f.r), std::min<int64_t>(W - 1, hits.j1 + f.r)};
-      s.box.resize(rb.rows() * rb.cols());
-      blur_rows(h, H, W, rb.i0, rb.i1, rb.j0, rb.j1, f, s, s.box.data());
-      Box rhits{H, -1, W, -1};
-      for (int64_t i = rb.i0; i <= rb.i1; ++i) {
-        for (int64_t j = rb.j0; j <= rb.j1; ++j) {
-          if (s.box[(i - rb.i0) * rb.cols() + (j - rb.j0)] >= thr) {
-            rhits.i0 = std::min(rhits.i0, i);
-            rhits.i1 = std::max(rhits.i1, i);
-            rhits.j0 = std::min(rhits.j0, j);
-            rhits.j1 = std::max(rhits.j1, j);
-          }
-        }
+      if (found && c.i0 >= near.i0 && c.i1 <= near.i1 && c.j0 >= near.j0 && c.j1 <= near.j1) {
+        search = near;  // nothing outside the window reaches L: the usual case
+        return best;
       }
-      if (rhits.i1 >= 0) {
-        search = Box{std::max<int64_t>(0, rhits.i0 - f.r), std::min<int64_t>(H - 1, rhits.i1 + f.r), rhits.j0, rhits.j1};
-      } else {  // only by rounding: search where the raw values allow
-        search = hits.grown(f.r, H, W);
-      }
-      // Also filter the decode window around the raw argmax, grown by one pixel: the filtered
-      // argmax is usually that close, and its window is then read from this box.
-      const Box near = window_box(raw / W, raw % W, window_r + 1, H, W);
-      search = Box{std::min(search.i0, near.i0), std::max(search.i1, near.i1), std::min(search.j0, near.j0),
-                   std::max(search.j1, near.j1)};
+      if (found) {
+        search = Box{std::min(c.i0, near.i0), std::max(c.i1, near.i1), std::min(c.j0, near.j0),
+                     std::max(c.j1, near.j1)};
+      }  // else only by rounding: search the whole frame
     }
   }
-  s.box.resize(search.rows() * search.cols());
-  blur_box(h, H, W, search, f, s, s.box.data());
-  const int64_t p = first_argmax(s.box.data(), search.rows() * search.cols());
-  return (search.i0 + p / search.cols()) * W + search.j0 + p % search.cols();
+  s.box_stride = blur_box(h, H, W, search, f, s, s.box);
+  return box_argmax(s.box.data(), search, s.box_stride, W);
 }
 
 template <typename in_t, typename acc_t>
@@ -386,11 +516,10 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
         Box sb;
         best = blurred_argmax(h, H, W, f, r, s, rowmax, sb);
         const Box wb = window_box(best / W, best % W, r, H, W);
-        View<acc_t> v{s.box.data(), sb.i0, sb.j0, sb.cols()};  // the window is usually inside the searched box
+        View<acc_t> v{s.box.data(), sb.i0, sb.j0, s.box_stride};  // the window is usually inside the searched box
         if (wb.i0 < sb.i0 || wb.i1 > sb.i1 || wb.j0 < sb.j0 || wb.j1 > sb.j1) {
-          wv.resize(wb.rows() * wb.cols());
-          blur_box(h, H, W, wb, f, s, wv.data());
-          v = View<acc_t>{wv.data(), wb.i0, wb.j0, wb.cols()};
+          const int64_t ld = blur_box(h, H, W, wb, f, s, wv);
+          v = View<acc_t>{wv.data(), wb.i0, wb.j0, ld};
         }
         const Window<acc_t> win(v, wb, best / W, best % W, t);
         x = static_cast<double>(win.mj) + win.mx;
@@ -446,9 +575,8 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
             o[i * W + j] = static_cast<in_t>(g[(i - wb.i0) * wb.cols() + (j - wb.j0)]);
         continue;
       }
-      wv.resize(wb.rows() * wb.cols());
-      blur_box(h, H, W, wb, f, s, wv.data());
-      window_grad<acc_t>(View<acc_t>{wv.data(), wb.i0, wb.j0, wb.cols()}, wb, best, W, t, gc[2 * m], gc[2 * m + 1],
+      const int64_t ld = blur_box(h, H, W, wb, f, s, wv);
+      window_grad<acc_t>(View<acc_t>{wv.data(), wb.i0, wb.j0, ld}, wb, best, W, t, gc[2 * m], gc[2 * m + 1],
                          gs[m], g.data());
       // Through the filter: d/dh[q] = sum over window p of g[p] k(p_i - q_i) k(p_j - q_j), q in the
       // window grown by the radius (clipped to the frame). Along rows first, then columns.

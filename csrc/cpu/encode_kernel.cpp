@@ -32,24 +32,31 @@ struct Axis {
   explicit Axis(int64_t n) : e(n), d(n), d2(n) {}
   // e by a recurrence from the in-frame pixel nearest c outward, in double: 4 exp calls instead of
   // n (each step multiplies by a ratio <= 1, so nothing overflows; the error stays within a few
-  // double ulps, far below acc_t's rounding).
-  void fill(acc_t c, acc_t neg_inv_2s2) {
+  // double ulps, far below acc_t's rounding). The two directions are independent chains, stepped
+  // together so their multiplications overlap. d and d2 only `with_distances` (truncation, backward).
+  void fill(acc_t c, acc_t neg_inv_2s2, bool with_distances = true) {
     const int64_t n = static_cast<int64_t>(e.size());
-    for (int64_t j = 0; j < n; ++j) {
-      const acc_t dj = static_cast<acc_t>(j) - c;
-      d[j] = dj;
-      d2[j] = dj * dj;
+    if (with_distances) {
+      for (int64_t j = 0; j < n; ++j) {
+        const acc_t dj = static_cast<acc_t>(j) - c;
+        d[j] = dj;
+        d2[j] = dj * dj;
+      }
     }
     const double a = static_cast<double>(neg_inv_2s2), cd = static_cast<double>(c);
     const int64_t jc = static_cast<int64_t>(std::min(std::max(std::nearbyint(cd), 0.0), static_cast<double>(n - 1)));
     const double dc = static_cast<double>(jc) - cd, step = std::exp(2 * a);
     const double ec = std::exp(a * dc * dc);
     e[jc] = static_cast<acc_t>(ec);
-    double v = ec, q = std::exp(a * (2 * dc + 1));  // e[j + 1] / e[j] for j = jc
-    for (int64_t j = jc + 1; j < n; ++j, q *= step) e[j] = static_cast<acc_t>(v *= q);
-    v = ec;
-    q = std::exp(a * (1 - 2 * dc));  // e[j - 1] / e[j] for j = jc
-    for (int64_t j = jc - 1; j >= 0; --j, q *= step) e[j] = static_cast<acc_t>(v *= q);
+    double vr = ec, qr = std::exp(a * (2 * dc + 1));  // e[j + 1] / e[j] for j = jc
+    double vl = ec, ql = std::exp(a * (1 - 2 * dc));  // e[j - 1] / e[j] for j = jc
+    int64_t jr = jc + 1, jl = jc - 1;
+    for (; jr < n && jl >= 0; ++jr, --jl, qr *= step, ql *= step) {
+      e[jr] = static_cast<acc_t>(vr *= qr);
+      e[jl] = static_cast<acc_t>(vl *= ql);
+    }
+    for (; jr < n; ++jr, qr *= step) e[jr] = static_cast<acc_t>(vr *= qr);
+    for (; jl >= 0; --jl, ql *= step) e[jl] = static_cast<acc_t>(vl *= ql);
   }
 };
 
@@ -69,6 +76,24 @@ inline bool landmark_valid(const acc_t* lm, const bool* vis, int64_t m) {
   return std::isfinite(lm[2 * m]) && std::isfinite(lm[2 * m + 1]) && (vis == nullptr || vis[m]);
 }
 
+// row[j] = e * ex[j] for j < n, in out_t. float32 outputs get an AVX2 clone chosen at load time
+// where the CPU has it (32-byte stores; no FMA, so the same bits as the SSE2 build).
+template <typename out_t, typename acc_t>
+inline void scaled_row(out_t* row, const acc_t* ex, acc_t e, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) row[j] = static_cast<out_t>(e * ex[j]);
+}
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default"))) void scaled_row_f32(float* __restrict__ row,
+                                                                      const float* __restrict__ ex, float e,
+                                                                      int64_t n) {
+  for (int64_t j = 0; j < n; ++j) row[j] = e * ex[j];
+}
+template <>
+inline void scaled_row<float, float>(float* row, const float* ex, float e, int64_t n) {
+  scaled_row_f32(row, ex, e, n);
+}
+#endif
+
 template <typename out_t, typename acc_t>
 void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, int64_t H, int64_t W, acc_t sigma,
                      acc_t r2) {
@@ -84,15 +109,15 @@ void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, in
         std::fill(o, o + HW, out_t(0));
         continue;
       }
-      ax.fill(lm[2 * m], neg_inv_2s2);
-      ay.fill(lm[2 * m + 1], neg_inv_2s2);
+      ax.fill(lm[2 * m], neg_inv_2s2, r2 >= 0);
+      ay.fill(lm[2 * m + 1], neg_inv_2s2, r2 >= 0);
       const acc_t* ex = ax.e.data();
       const acc_t* dx2 = ax.d2.data();
       for (int64_t i = 0; i < H; ++i) {
         out_t* row = o + i * W;
         const acc_t ei = ay.e[i];
         if (r2 < 0) {
-          for (int64_t j = 0; j < W; ++j) row[j] = static_cast<out_t>(ei * ex[j]);
+          scaled_row(row, ex, ei, W);
         } else {
           const acc_t dy2 = ay.d2[i];
           for (int64_t j = 0; j < W; ++j) row[j] = static_cast<out_t>(dx2[j] + dy2 <= r2 ? ei * ex[j] : acc_t(0));
@@ -100,6 +125,47 @@ void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, in
       }
     }
   });
+}
+
+constexpr int kLanes = 8;  // independent partial sums per row (vectorisable, fixed order)
+
+// gx = sum_j g_j ex_j (j - x), gs = sum_j g_j ex_j over one row (inside the disc when Trunc), in
+// kLanes partial sums added in a fixed order: a single running sum would be a serial chain of
+// additions the compiler may not reorder, so it would not vectorise.
+template <bool Trunc, typename grad_t, typename acc_t>
+inline void row_sums_lanes(const grad_t* g, const acc_t* ex, const acc_t* dx, const acc_t* dx2, acc_t dy2, acc_t r2,
+                           int64_t W, acc_t& gx, acc_t& gs) {
+  acc_t lx[kLanes] = {}, ls[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= W; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      acc_t ge = static_cast<acc_t>(g[j + l]) * ex[j + l];
+      if (Trunc) ge = dx2[j + l] + dy2 <= r2 ? ge : acc_t(0);
+      lx[l] += ge * dx[j + l];
+      ls[l] += ge;
+    }
+  }
+  for (; j < W; ++j) {
+    acc_t ge = static_cast<acc_t>(g[j]) * ex[j];
+    if (Trunc) ge = dx2[j] + dy2 <= r2 ? ge : acc_t(0);
+    lx[0] += ge * dx[j];
+    ls[0] += ge;
+  }
+  gx = 0;
+  gs = 0;
+  for (int l = 0; l < kLanes; ++l) {
+    gx += lx[l];
+    gs += ls[l];
+  }
+}
+
+template <typename grad_t, typename acc_t>
+inline void row_sums(const grad_t* g, const Axis<acc_t>& ax, acc_t dy2, acc_t r2, int64_t W, acc_t& gx, acc_t& gs) {
+  if (r2 < 0) {
+    row_sums_lanes<false>(g, ax.e.data(), ax.d.data(), ax.d2.data(), dy2, r2, W, gx, gs);
+  } else {
+    row_sums_lanes<true>(g, ax.e.data(), ax.d.data(), ax.d2.data(), dy2, r2, W, gx, gs);
+  }
 }
 
 // d loss / d (x, y) = sum_ij g_ij h_ij ((j - x), (i - y)) / sigma^2, separably per row.
@@ -123,15 +189,8 @@ void encode_backward_cpu_impl(const grad_t* g, const acc_t* lm, const bool* vis,
       const grad_t* gm = g + m * HW;
       acc_t sx = 0, sy = 0;
       for (int64_t i = 0; i < H; ++i) {
-        const grad_t* row = gm + i * W;
-        const acc_t dy2 = ay.d2[i];
-        acc_t row_gx = 0, row_g = 0;  // sum_j g ex (j - x), sum_j g ex
-        for (int64_t j = 0; j < W; ++j) {
-          if (r2 >= 0 && ax.d2[j] + dy2 > r2) continue;
-          const acc_t ge = static_cast<acc_t>(row[j]) * ax.e[j];
-          row_gx += ge * ax.d[j];
-          row_g += ge;
-        }
+        acc_t row_gx, row_g;  // sum_j g ex (j - x), sum_j g ex
+        row_sums(gm + i * W, ax, ay.d2[i], r2, W, row_gx, row_g);
         sx += ay.e[i] * row_gx;
         sy += ay.e[i] * ay.d[i] * row_g;
       }
