@@ -1,7 +1,7 @@
 """One table of the speed benchmarks, from a pytest-benchmark JSON file; optionally written with
 the cost growth (benchmarks/scaling.py) to docs/performance.md.
 
-    pytest benchmarks/test_bench_ops.py --benchmark-only --benchmark-json=bench.json
+    pytest benchmarks/test_bench_ops.py benchmarks/test_bench_loss.py --benchmark-only --benchmark-json=bench.json
     python benchmarks/scaling.py --json scaling.json --png docs/figures/scaling_cpu.png
     python benchmarks/report.py bench.json [--scaling scaling.json] [--write docs/performance.md]
 
@@ -33,17 +33,45 @@ OPS = [
 ]
 
 
-def load(path: str):
+def load(path: str, suite: str = "test_bench_ops.py"):
+    """The benchmarks of one suite (file) in the JSON, by (device, B, K, size, group) then impl:
+    median seconds. Other suites in the same file (data pipeline, loss) are left out."""
     with open(path) as f:
         data = json.load(f)
     groups = defaultdict(dict)
     info = {}
     for b in data["benchmarks"]:
+        if suite not in b.get("fullname", ""):
+            continue
         extra = b["extra_info"]
         key = (extra["device"], extra["B"], extra["K"], extra["size"], b["group"])
         groups[key][extra["impl"]] = b["stats"]["median"]
-        info.setdefault(extra["device"], extra)
+        if "torch" in extra:
+            info.setdefault(extra["device"], extra)
     return data, groups, info
+
+
+# (shown, impl, baseline impl) of the fused loss table
+LOSS_ROWS = [
+    ("fused loss, forward + gradient", "fused", "encode_mse"),
+    ("fused loss, forward", "fused_forward", "encode_mse_forward"),
+    ("encode + weighted MSE, forward + gradient", "encode_mse", None),
+    ("reference (PyTorch encode + MSE), forward + gradient", "ref", None),
+]
+
+
+def loss_lines(groups) -> list[str]:
+    """The fused training loss (benchmarks/test_bench_loss.py): time, ratio to fill_, and ratio to
+    rendering the targets with shr_ops.encode and then the loss in PyTorch."""
+    lines = ["| loss | shape | device | median | / fill | / encode + MSE |", "|---|---|---|---|---|---|"]
+    for (device, b, k, s, _group), t in sorted(groups.items()):
+        for name, impl, base in LOSS_ROWS:
+            if impl not in t:
+                continue
+            fill = f"{t[impl] / t['fill']:.2f}" if "fill" in t else "-"
+            vs = f"{t[impl] / t[base]:.2f}" if base in t else "-"
+            lines.append(f"| {name} | B={b} K={k} {s}x{s} | {device} | {_time(t[impl])} | {fill} | {vs} |")
+    return lines
 
 
 def table(groups) -> list[str]:
@@ -154,10 +182,17 @@ def main():
     if "cuda" not in info:
         out += ["**No GPU rows**: the machine that ran this had no GPU. On a CUDA machine run", "",
                 "```bash",
-                "pytest benchmarks/test_bench_ops.py --benchmark-only --benchmark-json=bench_gpu.json",
+                "pytest benchmarks/test_bench_ops.py benchmarks/test_bench_loss.py --benchmark-only "
+                "--benchmark-json=bench_gpu.json",
                 "python benchmarks/scaling.py --device cuda --json scaling_gpu.json --png docs/figures/scaling_cuda.png",
                 "python benchmarks/report.py bench_gpu.json --scaling scaling_gpu.json --write docs/performance.md",
                 "```", ""]
+    _, loss_groups, _ = load(args.bench, "test_bench_loss.py")
+    if loss_groups:
+        out += ["## Fused training loss", "",
+                "`shr_ops.heatmap_loss` (targets rendered on the fly, never stored) against `shr_ops.encode` "
+                "then the weighted MSE in PyTorch (what training does without `--fused-loss`), foreground "
+                "weight 10, from `benchmarks/test_bench_loss.py`.", ""] + loss_lines(loss_groups) + [""]
     if args.scaling:
         out += ["## Cost growth", ""] + scaling_lines(args.scaling) + [""]
     with open(args.write, "w") as f:

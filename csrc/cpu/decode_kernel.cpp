@@ -18,8 +18,8 @@
 // window (the usual case: one peak) its argmax is the answer; otherwise the candidates' box (with
 // the window) is filtered and searched. Flat, non-positive or non-finite maps are filtered whole.
 // Filtering is separable (rows, then columns), vectorised over output columns with the partial
-// sums in registers; each value sums its taps in increasing order, so every path gives the same
-// bits.
+// sums in registers, mirrored taps added before their one multiplication; a filtered value
+// depends only on its position, so every path (search, window, backward) sees the same bits.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -36,6 +36,7 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#include <xmmintrin.h>
 #endif
 
 namespace shr_ops {
@@ -59,13 +60,30 @@ inline int64_t first_argmax(const in_t* h, int64_t n) {
   return best;
 }
 
+// Asks for row i of the map at `ahead` (the next map; nullptr: none) to be brought into the
+// cache: while one map is searched, its successor streams in, row by row.
+template <typename T>
+inline void prefetch_row(const T* ahead, int64_t i, int64_t W) {
+#if defined(__SSE2__)
+  if (ahead == nullptr) return;
+  const char* p = reinterpret_cast<const char*>(ahead + i * W);
+  const int64_t n = W * static_cast<int64_t>(sizeof(T));
+  for (int64_t o = 0; o < n; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+#else
+  (void)ahead;
+  (void)i;
+  (void)W;
+#endif
+}
+
 // Maximum of each row of an H x W map into rowmax[H]. Returns false when the map holds a NaN or
 // an infinity (rowmax is then not meaningful). float and double use SSE2 where available (below).
 template <typename in_t>
-bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax) {
+bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax, const in_t* ahead = nullptr) {
   bool finite = true;
   for (int64_t i = 0; i < H; ++i) {
     const in_t* row = h + i * W;
+    prefetch_row(ahead, i, W);
     in_t m = row[0];
     for (int64_t j = 0; j < W; ++j) {
       const in_t v = row[j];
@@ -108,7 +126,7 @@ struct SseDouble {
 };
 
 template <typename S>
-bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T* rowmax) {
+bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T* rowmax, const typename S::T* ahead) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int64_t L = S::L;
@@ -117,6 +135,7 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
   T lanes[L];
   for (int64_t i = 0; i < H; ++i) {
     const T* row = h + i * W;
+    prefetch_row(ahead, i, W);
     T m = -std::numeric_limits<T>::infinity();
     int64_t j = 0;
     if (W >= 2 * L) {
@@ -143,12 +162,12 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
 }
 
 template <>
-bool row_maxima<float>(const float* h, int64_t H, int64_t W, float* rowmax) {
-  return row_maxima_sse<SseFloat>(h, H, W, rowmax);
+bool row_maxima<float>(const float* h, int64_t H, int64_t W, float* rowmax, const float* ahead) {
+  return row_maxima_sse<SseFloat>(h, H, W, rowmax, ahead);
 }
 template <>
-bool row_maxima<double>(const double* h, int64_t H, int64_t W, double* rowmax) {
-  return row_maxima_sse<SseDouble>(h, H, W, rowmax);
+bool row_maxima<double>(const double* h, int64_t H, int64_t W, double* rowmax, const double* ahead) {
+  return row_maxima_sse<SseDouble>(h, H, W, rowmax, ahead);
 }
 #endif
 
@@ -165,9 +184,9 @@ int64_t argmax_by_rows(const in_t* h, int64_t H, int64_t W, const in_t* rowmax) 
 
 // First argmax of a map in row-major order (as first_argmax), by row maxima when it is finite.
 template <typename in_t>
-int64_t map_argmax(const in_t* h, int64_t H, int64_t W, std::vector<in_t>& rowmax) {
+int64_t map_argmax(const in_t* h, int64_t H, int64_t W, std::vector<in_t>& rowmax, const in_t* ahead) {
   rowmax.resize(H);
-  if (!row_maxima(h, H, W, rowmax.data())) return first_argmax(h, H * W);
+  if (!row_maxima(h, H, W, rowmax.data(), ahead)) return first_argmax(h, H * W);
   return argmax_by_rows(h, H, W, rowmax.data());
 }
 
@@ -209,13 +228,24 @@ struct Scratch {
   int64_t box_stride = 0;
 };
 
-// dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps, summed in increasing d (the first
-// term is k[0] src[c], then the others are added in order, so every path gives the same bits).
+// dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps. With `sym` (all 2r + 1 taps of the
+// symmetric filter) the mirrored inputs are added first and multiplied once:
+// k[r] src[c + r step] + sum_{d < r} k[d] (src[c + d step] + src[c + (2r - d) step]); otherwise
+// k[0] src[c] + k[1] src[c + step] + ... in increasing d. Every path sums in this order, so a
+// filtered value depends only on its position in the frame, not on the box it was computed in.
 template <typename acc_t>
-inline void correlate_scalar(const acc_t* src, int64_t step, const acc_t* k, int64_t taps, int64_t n, acc_t* dst) {
+inline void correlate_scalar(const acc_t* src, int64_t step, const acc_t* k, int64_t taps, int64_t n, acc_t* dst,
+                             bool sym) {
+  const int64_t r = taps / 2;
   for (int64_t c = 0; c < n; ++c) {
-    acc_t a = k[0] * src[c];
-    for (int64_t d = 1; d < taps; ++d) a += k[d] * src[c + d * step];
+    acc_t a;
+    if (sym) {
+      a = k[r] * src[c + r * step];
+      for (int64_t d = 0; d < r; ++d) a += k[d] * (src[c + d * step] + src[c + (taps - 1 - d) * step]);
+    } else {
+      a = k[0] * src[c];
+      for (int64_t d = 1; d < taps; ++d) a += k[d] * src[c + d * step];
+    }
     dst[c] = a;
   }
 }
@@ -224,50 +254,63 @@ inline void correlate_scalar(const acc_t* src, int64_t step, const acc_t* k, int
 // NV vectors of outputs at a time, their sums kept in registers across the taps.
 template <typename S, int NV>
 inline void correlate_block(const typename S::T* src, int64_t step, const typename S::T* k, int64_t taps,
-                            typename S::T* dst) {
+                            typename S::T* dst, bool sym) {
   using V = typename S::V;
   constexpr int64_t L = S::L;
   V a[NV];
-  V kd = S::set1(k[0]);
-  for (int v = 0; v < NV; ++v) a[v] = S::mul(kd, S::load(src + v * L));
-  for (int64_t d = 1; d < taps; ++d) {
-    kd = S::set1(k[d]);
-    const typename S::T* q = src + d * step;
-    for (int v = 0; v < NV; ++v) a[v] = S::add(a[v], S::mul(kd, S::load(q + v * L)));
+  if (sym) {
+    const int64_t r = taps / 2;
+    V kd = S::set1(k[r]);
+    for (int v = 0; v < NV; ++v) a[v] = S::mul(kd, S::load(src + r * step + v * L));
+    for (int64_t d = 0; d < r; ++d) {
+      kd = S::set1(k[d]);
+      const typename S::T* q = src + d * step;
+      const typename S::T* p = src + (taps - 1 - d) * step;
+      for (int v = 0; v < NV; ++v) a[v] = S::add(a[v], S::mul(kd, S::add(S::load(q + v * L), S::load(p + v * L))));
+    }
+  } else {
+    V kd = S::set1(k[0]);
+    for (int v = 0; v < NV; ++v) a[v] = S::mul(kd, S::load(src + v * L));
+    for (int64_t d = 1; d < taps; ++d) {
+      kd = S::set1(k[d]);
+      const typename S::T* q = src + d * step;
+      for (int v = 0; v < NV; ++v) a[v] = S::add(a[v], S::mul(kd, S::load(q + v * L)));
+    }
   }
   for (int v = 0; v < NV; ++v) S::store(dst + v * L, a[v]);
 }
 
 template <typename S>
 void correlate_sse(const typename S::T* src, int64_t step, const typename S::T* k, int64_t taps, int64_t n,
-                   typename S::T* dst) {
+                   typename S::T* dst, bool sym) {
   constexpr int64_t L = S::L;
   int64_t c = 0;
-  for (; c + 4 * L <= n; c += 4 * L) correlate_block<S, 4>(src + c, step, k, taps, dst + c);
+  for (; c + 4 * L <= n; c += 4 * L) correlate_block<S, 4>(src + c, step, k, taps, dst + c, sym);
   switch ((n - c) / L) {
-    case 3: correlate_block<S, 3>(src + c, step, k, taps, dst + c); break;
-    case 2: correlate_block<S, 2>(src + c, step, k, taps, dst + c); break;
-    case 1: correlate_block<S, 1>(src + c, step, k, taps, dst + c); break;
+    case 3: correlate_block<S, 3>(src + c, step, k, taps, dst + c, sym); break;
+    case 2: correlate_block<S, 2>(src + c, step, k, taps, dst + c, sym); break;
+    case 1: correlate_block<S, 1>(src + c, step, k, taps, dst + c, sym); break;
     default: break;
   }
   c += (n - c) / L * L;
-  correlate_scalar(src + c, step, k, taps, n - c, dst + c);
+  correlate_scalar(src + c, step, k, taps, n - c, dst + c, sym);
 }
 #endif
 
 template <typename acc_t>
-inline void correlate(const acc_t* src, int64_t step, const acc_t* k, int64_t taps, int64_t n, acc_t* dst) {
-  correlate_scalar(src, step, k, taps, n, dst);
+inline void correlate(const acc_t* src, int64_t step, const acc_t* k, int64_t taps, int64_t n, acc_t* dst, bool sym) {
+  correlate_scalar(src, step, k, taps, n, dst, sym);
 }
 #if defined(__SSE2__)
 template <>
-inline void correlate<float>(const float* src, int64_t step, const float* k, int64_t taps, int64_t n, float* dst) {
-  correlate_sse<SseFloat>(src, step, k, taps, n, dst);
+inline void correlate<float>(const float* src, int64_t step, const float* k, int64_t taps, int64_t n, float* dst,
+                             bool sym) {
+  correlate_sse<SseFloat>(src, step, k, taps, n, dst, sym);
 }
 template <>
 inline void correlate<double>(const double* src, int64_t step, const double* k, int64_t taps, int64_t n,
-                              double* dst) {
-  correlate_sse<SseDouble>(src, step, k, taps, n, dst);
+                              double* dst, bool sym) {
+  correlate_sse<SseDouble>(src, step, k, taps, n, dst, sym);
 }
 #endif
 
@@ -277,8 +320,8 @@ inline int64_t padded_cols(int64_t n) { return (n + kLanes - 1) / kLanes * kLane
 
 // Filtered values of the map h (H x W) on box b into out: b.rows() rows of stride
 // padded_cols(b.cols()) (the columns past b.cols() are scratch). Returns the stride. Rows first
-// (the rows of b grown by r, those outside the frame skipped as they are zero), then columns; each
-// output sums its taps in increasing order.
+// (the rows of b grown by r, those outside the frame skipped as they are zero), then columns, in
+// the order of `correlate`.
 template <typename in_t, typename acc_t>
 int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<acc_t>& f, Scratch<acc_t>& s,
                  std::vector<acc_t>& out) {
@@ -294,13 +337,14 @@ int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<a
   for (int64_t i = ra; i <= rz; ++i) {
     const in_t* src = h + i * W + lo;
     for (int64_t c = c0; c < c1; ++c) line[c] = static_cast<acc_t>(src[c]);
-    correlate(line, 1, k, taps, n, s.rows.data() + (i - ra) * n);
+    correlate(line, 1, k, taps, n, s.rows.data() + (i - ra) * n, true);
   }
   out.resize(b.rows() * n);
   for (int64_t i = b.i0; i <= b.i1; ++i) {
     // Tap d reads row i + d - r.
     const int64_t d0 = std::max<int64_t>(0, ra - (i - r)), d1 = std::min<int64_t>(taps - 1, rz - (i - r));
-    correlate(s.rows.data() + (i - r + d0 - ra) * n, n, k + d0, d1 - d0 + 1, n, out.data() + (i - b.i0) * n);
+    correlate(s.rows.data() + (i - r + d0 - ra) * n, n, k + d0, d1 - d0 + 1, n, out.data() + (i - b.i0) * n,
+              d0 == 0 && d1 == taps - 1);
   }
   return n;
 }
@@ -343,7 +387,7 @@ bool bound_range(const acc_t* v, int64_t n, const Blur<acc_t>& f, acc_t thr, Scr
   s.line.assign(m + 2 * r, acc_t(0));
   for (int64_t c = std::max<int64_t>(0, -base); c < m + 2 * r && base + c < n; ++c) s.line[c] = v[base + c];
   s.bound.resize(m);
-  correlate(s.line.data(), 1, f.k.data(), 2 * r + 1, m, s.bound.data());
+  correlate(s.line.data(), 1, f.k.data(), 2 * r + 1, m, s.bound.data(), true);
   lo = n;
   hi = -1;
   for (int64_t c = 0; c < m; ++c) {
@@ -451,11 +495,11 @@ void column_maxima(const in_t* h, int64_t n, int64_t ld, int64_t w, acc_t* cm) {
 // s.box_stride).
 template <typename in_t, typename acc_t>
 int64_t blurred_argmax(const in_t* h, int64_t H, int64_t W, const Blur<acc_t>& f, int64_t window_r,
-                       Scratch<acc_t>& s, std::vector<in_t>& rowmax, Box& search) {
+                       Scratch<acc_t>& s, std::vector<in_t>& rowmax, Box& search, const in_t* ahead) {
   const int64_t r = f.r;
   search = Box{0, H - 1, 0, W - 1};
   rowmax.resize(H);
-  if (row_maxima(h, H, W, rowmax.data())) {
+  if (row_maxima(h, H, W, rowmax.data(), ahead)) {
     const int64_t raw = argmax_by_rows(h, H, W, rowmax.data());
     // The decode window around the raw argmax, grown by one pixel: the filtered argmax is usually
     // in it, and its window then too.
@@ -502,11 +546,12 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
     std::vector<in_t> rowmax;
     for (int64_t m = begin; m < end; ++m) {
       const in_t* h = hm + m * HW;
+      const in_t* ahead = m + 1 < end ? h + HW : nullptr;
       int64_t best;
       double x, y;
       acc_t peak;
       if (!f.on()) {
-        best = map_argmax(h, H, W, rowmax);
+        best = map_argmax(h, H, W, rowmax, ahead);
         const Window<acc_t> win(View<in_t>{h, 0, 0, W}, window_box(best / W, best % W, r, H, W), best / W, best % W,
                                 t);
         x = static_cast<double>(win.mj) + win.mx;
@@ -514,7 +559,7 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
         peak = win.peak;
       } else {
         Box sb;
-        best = blurred_argmax(h, H, W, f, r, s, rowmax, sb);
+        best = blurred_argmax(h, H, W, f, r, s, rowmax, sb, ahead);
         const Box wb = window_box(best / W, best % W, r, H, W);
         View<acc_t> v{s.box.data(), sb.i0, sb.j0, s.box_stride};  // the window is usually inside the searched box
         if (wb.i0 < sb.i0 || wb.i1 > sb.i1 || wb.j0 < sb.j0 || wb.j1 > sb.j1) {
