@@ -3,7 +3,8 @@ the cost growth (benchmarks/scaling.py) to docs/performance.md.
 
     pytest benchmarks/test_bench_ops.py benchmarks/test_bench_loss.py --benchmark-only --benchmark-json=bench.json
     python benchmarks/scaling.py --json scaling.json --png docs/figures/scaling_cpu.png
-    python benchmarks/report.py bench.json [--scaling scaling.json] [--write docs/performance.md]
+    python benchmarks/report.py bench.json [--scaling scaling.json] \
+        [--notes benchmarks/performance_notes.md --write docs/performance.md]
 
 Columns: median time, and its ratio to baselines measured in the same run and group: fill_ of an
 existing tensor of the heatmaps' size (the write limit), the same on a fresh allocation, a read
@@ -185,7 +186,8 @@ def main():
                 "pytest benchmarks/test_bench_ops.py benchmarks/test_bench_loss.py --benchmark-only "
                 "--benchmark-json=bench_gpu.json",
                 "python benchmarks/scaling.py --device cuda --json scaling_gpu.json --png docs/figures/scaling_cuda.png",
-                "python benchmarks/report.py bench_gpu.json --scaling scaling_gpu.json --write docs/performance.md",
+                "python benchmarks/report.py bench_gpu.json --scaling scaling_gpu.json "
+                "--notes benchmarks/performance_notes.md --write docs/performance.md",
                 "```", ""]
     _, loss_groups, _ = load(args.bench, "test_bench_loss.py")
     if loss_groups:

@@ -19,7 +19,7 @@ per-keypoint codec written like mmpose's (benchmarks/numpy_codec.py), single-thr
 pipeline worker runs.
 
     pytest benchmarks/test_bench_ops.py --benchmark-only --benchmark-json=bench.json
-    python benchmarks/report.py bench.json --write docs/performance.md
+    python benchmarks/report.py bench.json --notes benchmarks/performance_notes.md --write docs/performance.md
 """
 import os
 import sys

@@ -138,15 +138,30 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
     prefetch_row(ahead, i, W);
     T m = -std::numeric_limits<T>::infinity();
     int64_t j = 0;
-    if (W >= 2 * L) {
-      V a0 = S::load(row), a1 = S::load(row + L);
-      for (; j + 2 * L <= W; j += 2 * L) {
+    if (W >= L) {
+      // Four vectors a step, each with its own maximum and check, so no chain of dependent
+      // additions limits the loop; then single vectors.
+      V a0 = S::load(row), a1 = a0, a2 = a0, a3 = a0;
+      V c0 = S::zero(), c1 = S::zero(), c2 = S::zero(), c3 = S::zero();
+      for (; j + 4 * L <= W; j += 4 * L) {
         const V v0 = S::load(row + j), v1 = S::load(row + j + L);
+        const V v2 = S::load(row + j + 2 * L), v3 = S::load(row + j + 3 * L);
         a0 = S::max(v0, a0);
         a1 = S::max(v1, a1);
-        check = S::add(check, S::add(S::sub(v0, v0), S::sub(v1, v1)));
+        a2 = S::max(v2, a2);
+        a3 = S::max(v3, a3);
+        c0 = S::add(c0, S::sub(v0, v0));
+        c1 = S::add(c1, S::sub(v1, v1));
+        c2 = S::add(c2, S::sub(v2, v2));
+        c3 = S::add(c3, S::sub(v3, v3));
       }
-      S::store(lanes, S::max(a0, a1));
+      for (; j + L <= W; j += L) {
+        const V v0 = S::load(row + j);
+        a0 = S::max(v0, a0);
+        c0 = S::add(c0, S::sub(v0, v0));
+      }
+      check = S::add(check, S::add(S::add(c0, c1), S::add(c2, c3)));
+      S::store(lanes, S::max(S::max(a0, a1), S::max(a2, a3)));
       for (int64_t l = 0; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
     }
     for (; j < W; ++j) {

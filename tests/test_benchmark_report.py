@@ -1,0 +1,81 @@
+"""benchmarks/report.py on a small pytest-benchmark JSON written here: the ratios, the targets'
+verdicts and the written docs page come out of the figures given, and benchmarks of other
+suites in the same file (the data pipeline's, which carry no impl) are left out."""
+import importlib.util
+import json
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("shr_bench_report", ROOT / "benchmarks" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench(suite, group, impl, median, device="cpu", b=32, k=68, **extra):
+    info = dict(device=device, B=b, K=k, size=64, impl=impl, **extra)
+    return {"fullname": f"benchmarks/{suite}::test[{impl}]", "group": group, "extra_info": info,
+            "stats": {"median": median}}
+
+
+def _write(tmp_path):
+    machine = dict(torch="2.x", device_name=None, threads=2)
+    ops = "test_bench_ops.py"
+    benchmarks = [
+        _bench(ops, "cpu B=32", "fill", 1e-3, **machine),
+        _bench(ops, "cpu B=32", "alloc_fill", 4e-3, **machine),
+        _bench(ops, "cpu B=32", "encode_out", 1.5e-3, **machine),
+        _bench(ops, "cpu B=32", "encode", 5e-3, **machine),
+        _bench(ops, "cpu B=32", "ref_encode", 30e-3, **machine),
+        _bench(ops, "cpu B=32", "decode_default", 2.5e-3, **machine),
+        _bench(ops, "cpu per image", "shr", 0.5e-3, b=1, k=98, **machine),
+        _bench(ops, "cpu per image", "numpy_quarter", 4e-3, b=1, k=98, **machine),
+        _bench(ops, "cpu per image", "numpy_dark", 12e-3, b=1, k=98, **machine),
+        _bench("test_bench_loss.py", "loss cpu B=32", "fill", 2e-3),
+        _bench("test_bench_loss.py", "loss cpu B=32", "fused", 8e-3),
+        _bench("test_bench_loss.py", "loss cpu B=32", "encode_mse", 32e-3),
+        {"fullname": "benchmarks/test_bench_data.py::test_render_face_256", "group": None, "extra_info": {},
+         "stats": {"median": 1e-3}},
+    ]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": benchmarks, "machine_info": {"cpu": {"count": 2}},
+                                "datetime": "2026-01-01T00:00:00"}))
+    return path
+
+
+def test_report_ratios_and_targets(report, tmp_path):
+    data, groups, info = report.load(str(_write(tmp_path)))
+    assert set(info) == {"cpu"} and len(groups) == 2  # the loss and data benchmarks are not in the ops table
+    rows = "\n".join(report.table(groups))
+    assert "| encode (into an existing buffer, out=) | B=32 K=68 64x64 | cpu | 1.50 ms | 1.50 | 0.38 | - | 0.05 | - |" in rows
+    assert "| encode (new tensor) | B=32 K=68 64x64 | cpu | 5.00 ms | 5.00 | 1.25 | - | 0.17 | - |" in rows
+    assert "| encode + decode per image, one thread | K=98 64x64 | cpu | 500.0 us | - | - | - | 0.12 | - |" in rows
+    targets = "\n".join(report.target_lines(groups))
+    assert "| cpu | encode into a buffer <= 2 x fill | 1.50 x | yes |" in targets
+    assert "| cpu | encode, new tensor <= 2 x fill | 5.00 x | no |" in targets
+    assert "| cpu | decode (defaults, fused blur) <= 2 x fill | 2.50 x | no |" in targets
+    assert "| cpu | decode (blur=None) <= 2 x fill | not measured | - |" in targets
+    assert "| cpu | per image >= 20 x faster than numpy (quarter) | 8.0 x faster | no |" in targets
+    assert "| cpu | per image >= 20 x faster than numpy (DARK) | 24.0 x faster | yes |" in targets
+    assert "| cuda | encode <= 1.10 x fill | not measured | - |" in targets
+
+
+def test_report_writes_the_page(report, tmp_path, monkeypatch):
+    bench = _write(tmp_path)
+    notes = tmp_path / "notes.md"
+    notes.write_text("- a note on the machine")
+    page = tmp_path / "performance.md"
+    monkeypatch.setattr(sys, "argv", ["report.py", str(bench), "--notes", str(notes), "--write", str(page)])
+    report.main()
+    text = page.read_text()
+    assert text.startswith("# Performance") and "- a note on the machine" in text
+    assert "## Fused training loss" in text
+    assert "| fused loss, forward + gradient | B=32 K=68 64x64 | cpu | 8.00 ms | 4.00 | 0.25 |" in text
+    assert "**No GPU rows**" in text
