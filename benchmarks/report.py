@@ -3,7 +3,8 @@ the cost growth (benchmarks/scaling.py) to docs/performance.md.
 
     pytest benchmarks/test_bench_ops.py benchmarks/test_bench_loss.py --benchmark-only --benchmark-json=bench.json
     python benchmarks/scaling.py --json scaling.json --png docs/figures/scaling_cpu.png
-    python benchmarks/report.py bench.json [--scaling scaling.json] \
+    python benchmarks/train_throughput.py --json train.json
+    python benchmarks/report.py bench.json [--scaling scaling.json] [--train train.json] \
         [--notes benchmarks/performance_notes.md --write docs/performance.md]
 
 Columns: median time, and its ratio to baselines measured in the same run and group: fill_ of an
@@ -11,6 +12,8 @@ existing tensor of the heatmaps' size (the write limit), the same on a fresh all
 of the heatmaps (for the backward passes), the eager reference and torch.compile of the
 reference. For the per-image group, "reference" is the numpy per-keypoint codec
 (benchmarks/numpy_codec.py, quarter-pixel refinement). A ratio below 1 is faster than the baseline.
+The fills, the read and the numpy codecs are also timed alternately with each op, round by round
+(test_bench_ops.py's PAIRED); where a benchmark recorded those paired medians, its ratios use them.
 """
 from __future__ import annotations
 
@@ -47,9 +50,20 @@ def load(path: str, suite: str = "test_bench_ops.py"):
         extra = b["extra_info"]
         key = (extra["device"], extra["B"], extra["K"], extra["size"], b["group"])
         groups[key][extra["impl"]] = b["stats"]["median"]
+        for base, t in extra.get("paired", {}).items():
+            groups[key][(extra["impl"], base)] = t
         if "torch" in extra:
             info.setdefault(extra["device"], extra)
     return data, groups, info
+
+
+def ratio(t: dict, impl: str, base: str) -> float | None:
+    """impl's median over base's: base as timed alternately with impl (its "paired" median) when
+    the benchmark recorded it, else base's own benchmark in the same group; None when missing."""
+    if impl not in t:
+        return None
+    b = t.get((impl, base), t.get(base))
+    return None if b is None else t[impl] / b
 
 
 # (shown, impl, baseline impl) of the fused loss table
@@ -69,8 +83,9 @@ def loss_lines(groups) -> list[str]:
         for name, impl, base in LOSS_ROWS:
             if impl not in t:
                 continue
-            fill = f"{t[impl] / t['fill']:.2f}" if "fill" in t else "-"
-            vs = f"{t[impl] / t[base]:.2f}" if base in t else "-"
+            rf, rb = ratio(t, impl, "fill"), ratio(t, impl, base) if base else None
+            fill = "-" if rf is None else f"{rf:.2f}"
+            vs = "-" if rb is None else f"{rb:.2f}"
             lines.append(f"| {name} | B={b} K={k} {s}x{s} | {device} | {_time(t[impl])} | {fill} | {vs} |")
     return lines
 
@@ -85,14 +100,15 @@ def table(groups) -> list[str]:
             if impl not in t:
                 continue
 
-            def ratio(base):
-                return f"{t[impl] / t[base]:.2f}" if base in t else "-"
+            def cell(base):
+                r = ratio(t, impl, base) if base else None
+                return "-" if r is None else f"{r:.2f}"
 
             per_image = impl.startswith("shr")
             shape = f"K={k} {s}x{s}" if per_image else f"B={b} K={k} {s}x{s}"
             lines.append(
-                f"| {name} | {shape} | {device} | {_time(t[impl])} | {ratio('fill')} | {ratio('alloc_fill')} "
-                f"| {ratio('read') if 'backward' in impl else '-'} | {ratio(ref)} | {ratio(comp)} |"
+                f"| {name} | {shape} | {device} | {_time(t[impl])} | {cell('fill')} | {cell('alloc_fill')} "
+                f"| {cell('read') if 'backward' in impl else '-'} | {cell(ref)} | {cell(comp)} |"
             )
     return lines
 
@@ -136,12 +152,22 @@ def target_lines(groups) -> list[str]:
     lines = ["| device | target | measured | met |", "|---|---|---|---|"]
     for device, b, k, what, impl, base, limit in TARGETS:
         t = next((t for (d, bb, kk, _s, _g), t in groups.items() if (d, bb, kk) == (device, b, k)), None)
-        if t is None or impl not in t or base not in t:
+        r = None if t is None else ratio(t, impl, base)
+        if r is None:
             lines.append(f"| {device} | {what} | not measured | - |")
             continue
-        r = t[impl] / t[base]
         shown = f"{1 / r:.1f} x faster" if limit < 1 else f"{r:.2f} x"
         lines.append(f"| {device} | {what} | {shown} | {'yes' if r <= limit else 'no'} |")
+    return lines
+
+
+def train_lines(rows: list[dict]) -> list[str]:
+    """The training throughput table (rows as benchmarks/train_throughput.py measures them)."""
+    lines = ["| mode | targets | images/s median | best | runs | median / encode's | best / encode's |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['mode']} | {r['targets']} | {r['median']:.2f} | {r['best']:.2f} | "
+                     f"{', '.join(f'{x:.2f}' for x in r['runs'])} | {r['median_ratio']:.3f} | {r['best_ratio']:.3f} |")
     return lines
 
 
@@ -167,6 +193,7 @@ def main():
     parser.add_argument("--scaling", help="JSON written by benchmarks/scaling.py")
     parser.add_argument("--write", help="write docs/performance.md here (with --notes prepended)")
     parser.add_argument("--notes", help="a Markdown file of notes to put under the title")
+    parser.add_argument("--train", help="JSON written by benchmarks/train_throughput.py --json")
     args = parser.parse_args()
     data, groups, info = load(args.bench)
     rows = table(groups)
@@ -195,6 +222,15 @@ def main():
                 "`shr_ops.heatmap_loss` (targets rendered on the fly, never stored) against `shr_ops.encode` "
                 "then the weighted MSE in PyTorch (what training does without `--fused-loss`), foreground "
                 "weight 10, from `benchmarks/test_bench_loss.py`.", ""] + loss_lines(loss_groups) + [""]
+    if args.train:
+        with open(args.train) as f:
+            tr = json.load(f)
+        out += ["## Training throughput", "",
+                "Training images/s with the targets rendered by `shr_ops.encode` (the default), inside the "
+                "fused loss (`--fused-loss`), or per item with numpy in the DataLoader, from "
+                "`benchmarks/train_throughput.py` (variants alternate in each round; `step`: one prepared "
+                "batch, `loader`: batches from a DataLoader).", ""]
+        out += [f"- {line}" for line in tr["header"]] + [""] + train_lines(tr["rows"]) + [""]
     if args.scaling:
         out += ["## Cost growth", ""] + scaling_lines(args.scaling) + [""]
     with open(args.write, "w") as f:

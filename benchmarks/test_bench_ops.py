@@ -22,7 +22,9 @@ pipeline worker runs.
     python benchmarks/report.py bench.json --notes benchmarks/performance_notes.md --write docs/performance.md
 """
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -103,6 +105,32 @@ def _make(impl, d, s):
     raise ValueError(impl)
 
 
+# The baselines each op's ratios are taken against. Besides their own benchmarks (which run one
+# after the other, like every benchmark), they are timed again before every round of each op
+# (`_paired`), so an op and its baselines are measured alternately: on a machine whose speed
+# drifts (shared VMs) the op's ratio then compares like with like. report.py uses these.
+PAIRED = ("fill", "alloc_fill", "read")
+
+
+def _paired(benchmark, device, baselines):
+    """A pedantic setup that times each of `baselines` (name -> function) once, and stores their
+    medians so far in benchmark.extra_info["paired"]."""
+    times = {name: [] for name in baselines}
+
+    def setup():
+        for name, f in baselines.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            f()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+        benchmark.extra_info["paired"] = {name: statistics.median(v) for name, v in times.items()}
+
+    return setup
+
+
 def _machine(device):
     name = torch.cuda.get_device_name() if device == "cuda" else None
     return dict(torch=torch.__version__, device_name=name, threads=torch.get_num_threads())
@@ -122,14 +150,15 @@ def test_speed(benchmark, device, shape, impl):
     d = _data(device, shape)
     fn = _make(impl, d, s)
     fn()  # warm-up (and compilation)
+    setup = None if impl in PAIRED else _paired(benchmark, device, {p: _make(p, d, s) for p in PAIRED})
     if device == "cuda":
         def run():
             fn()
             torch.cuda.synchronize()
-        benchmark.pedantic(run, rounds=50, iterations=1, warmup_rounds=3)
+        benchmark.pedantic(run, setup=setup, rounds=50, iterations=1, warmup_rounds=3)
     else:
         rounds = 3 if (b >= 256 and impl.startswith("ref_")) else 10
-        benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1)
+        benchmark.pedantic(fn, setup=setup, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
 PER_IMAGE = ["shr", "shr_out", "numpy_quarter", "numpy_dark"]
@@ -146,22 +175,20 @@ def test_per_image(benchmark, impl):
     visible = np.ones(k, dtype=bool)
     lm = torch.from_numpy(kp)
     buf = torch.empty(k, s, s)
-    if impl == "shr":
-        def fn():
-            return shr_ops.decode(shr_ops.encode(lm, (s, s), SIGMA))
-    elif impl == "shr_out":
-        def fn():
-            return shr_ops.decode(shr_ops.encode(lm, (s, s), SIGMA, out=buf))
-    elif impl == "numpy_quarter":
-        def fn():
-            return numpy_codec.decode_quarter(numpy_codec.encode(kp, visible, (s, s), SIGMA))
-    else:
-        def fn():
-            return numpy_codec.decode_dark(numpy_codec.encode(kp, visible, (s, s), SIGMA))
+    codecs = {
+        "shr": lambda: shr_ops.decode(shr_ops.encode(lm, (s, s), SIGMA)),
+        "shr_out": lambda: shr_ops.decode(shr_ops.encode(lm, (s, s), SIGMA, out=buf)),
+        "numpy_quarter": lambda: numpy_codec.decode_quarter(numpy_codec.encode(kp, visible, (s, s), SIGMA)),
+        "numpy_dark": lambda: numpy_codec.decode_dark(numpy_codec.encode(kp, visible, (s, s), SIGMA)),
+    }
+    fn = codecs[impl]
+    # shr_ops is also timed against the numpy codecs alternately, round by round (see PAIRED).
+    numpy_baselines = {name: f for name, f in codecs.items() if name.startswith("numpy")}
+    setup = None if impl in numpy_baselines else _paired(benchmark, "cpu", numpy_baselines)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         fn()
-        benchmark.pedantic(fn, rounds=50, iterations=1, warmup_rounds=3)
+        benchmark.pedantic(fn, setup=setup, rounds=50, iterations=1, warmup_rounds=3)
     finally:
         torch.set_num_threads(threads)

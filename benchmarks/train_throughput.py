@@ -17,12 +17,16 @@ variant from the same seed. Two modes:
 Variants alternate inside each of `--repeats` rounds (so a busy machine slows them alike); the
 table gives the median and the best images/s and their ratios to `encode` in the same mode.
 
-    PYTHONPATH=.:python python benchmarks/train_throughput.py [--preset tiny --crop 128 --batch-size 16]
+    PYTHONPATH=.:python python benchmarks/train_throughput.py [--preset tiny --crop 128 --batch-size 16] \
+        [--json train.json]
+
+With --json, the table also goes to a JSON file for benchmarks/report.py (--train).
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import statistics
 import time
 from dataclasses import replace
@@ -34,6 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 from shr_fan.train import (FOREGROUND_THRESHOLD, TrainConfig, build_model, heatmap_loss, heatmap_size,
                            supervised_loss, targets, train_dataset)
 from shr_ops import codecs
+
+from report import train_lines  # benchmarks/report.py (this script's folder is on sys.path)
 
 VARIANTS = ("encode", "fused", "numpy")
 
@@ -119,6 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--modes", nargs="+", default=["step", "loader"], choices=["step", "loader"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", help="also write the header and the table's rows here (for benchmarks/report.py)")
     args = p.parse_args(argv)
 
     cfg = TrainConfig(preset=args.preset, crop=args.crop, batch_size=args.batch_size, device=args.device,
@@ -134,12 +141,16 @@ def main(argv=None) -> int:
     want = targets(codec, fixed["landmarks"], cfg)
     torch.testing.assert_close(fixed["target"], want, atol=1e-5, rtol=0)
     sizes = heatmap_size(cfg)
-    print(f"# FAN {args.preset}, crop {args.crop}, batch {args.batch_size}, {sizes}x{sizes} maps, "
-          f"foreground weight {cfg.foreground_weight} (threshold {FOREGROUND_THRESHOLD} x target scale)")
-    print(f"# device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-                                  f" ({torch.get_num_threads()} threads)")
-          + f", torch {torch.__version__}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
-          f"{args.repeats} rounds of {args.warmup} + {args.steps} steps per variant, loader workers {args.workers}")
+    header = [
+        f"FAN {args.preset}, crop {args.crop}, batch {args.batch_size}, {sizes}x{sizes} maps, foreground weight "
+        f"{cfg.foreground_weight} (threshold {FOREGROUND_THRESHOLD} x target scale)",
+        f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
+                              f" ({torch.get_num_threads()} threads)")
+        + f", torch {torch.__version__}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
+        f"{args.repeats} rounds of {args.warmup} + {args.steps} steps per variant, loader workers {args.workers}",
+    ]
+    for line in header:
+        print(f"# {line}")
 
     trainers = {v: Trainer(v, cfg, codec) for v in VARIANTS}
     results = {(m, v): [] for m in args.modes for v in VARIANTS}
@@ -154,15 +165,17 @@ def main(argv=None) -> int:
                                          pin_memory=device.type == "cuda")
                 results[(mode, v)].append(_timed(trainers[v], batches, args.steps, args.warmup, args.batch_size))
 
-    print("\n| mode | targets | images/s median | best | runs | median / encode's | best / encode's |")
-    print("|---|---|---|---|---|---|---|")
+    rows = []
     for mode in args.modes:
         ref = results[(mode, "encode")]
         for v in VARIANTS:
             r = results[(mode, v)]
-            med, best = statistics.median(r), max(r)
-            print(f"| {mode} | {v} | {med:.2f} | {best:.2f} | {', '.join(f'{x:.2f}' for x in r)} "
-                  f"| {med / statistics.median(ref):.3f} | {best / max(ref):.3f} |")
+            rows.append(dict(mode=mode, targets=v, median=statistics.median(r), best=max(r), runs=r,
+                             median_ratio=statistics.median(r) / statistics.median(ref), best_ratio=max(r) / max(ref)))
+    print("\n" + "\n".join(train_lines(rows)))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(header=header, rows=rows), f, indent=1)
     return 0
 
 

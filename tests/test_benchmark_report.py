@@ -35,6 +35,8 @@ def _write(tmp_path):
         _bench(ops, "cpu B=32", "encode", 5e-3, **machine),
         _bench(ops, "cpu B=32", "ref_encode", 30e-3, **machine),
         _bench(ops, "cpu B=32", "decode_default", 2.5e-3, **machine),
+        # timed alternately with its own fill: its ratios use those, not the group's fill
+        _bench(ops, "cpu B=32", "decode", 3e-3, paired={"fill": 2e-3, "alloc_fill": 6e-3}, **machine),
         _bench(ops, "cpu per image", "shr", 0.5e-3, b=1, k=98, **machine),
         _bench(ops, "cpu per image", "numpy_quarter", 4e-3, b=1, k=98, **machine),
         _bench(ops, "cpu per image", "numpy_dark", 12e-3, b=1, k=98, **machine),
@@ -61,7 +63,8 @@ def test_report_ratios_and_targets(report, tmp_path):
     assert "| cpu | encode into a buffer <= 2 x fill | 1.50 x | yes |" in targets
     assert "| cpu | encode, new tensor <= 2 x fill | 5.00 x | no |" in targets
     assert "| cpu | decode (defaults, fused blur) <= 2 x fill | 2.50 x | no |" in targets
-    assert "| cpu | decode (blur=None) <= 2 x fill | not measured | - |" in targets
+    assert "| cpu | decode (blur=None) <= 2 x fill | 1.50 x | yes |" in targets
+    assert "| decode (kernel, blur=None) | B=32 K=68 64x64 | cpu | 3.00 ms | 1.50 | 0.50 | - | - | - |" in rows
     assert "| cpu | per image >= 20 x faster than numpy (quarter) | 8.0 x faster | no |" in targets
     assert "| cpu | per image >= 20 x faster than numpy (DARK) | 24.0 x faster | yes |" in targets
     assert "| cuda | encode <= 1.10 x fill | not measured | - |" in targets
@@ -71,11 +74,18 @@ def test_report_writes_the_page(report, tmp_path, monkeypatch):
     bench = _write(tmp_path)
     notes = tmp_path / "notes.md"
     notes.write_text("- a note on the machine")
+    train = tmp_path / "train.json"
+    rows = [dict(mode="step", targets=v, median=m, best=m + 1, runs=[m - 1, m, m + 1], median_ratio=m / 20,
+                 best_ratio=(m + 1) / 21) for v, m in (("encode", 20.0), ("fused", 25.0))]
+    train.write_text(json.dumps(dict(header=["FAN tiny, crop 128"], rows=rows)))
     page = tmp_path / "performance.md"
-    monkeypatch.setattr(sys, "argv", ["report.py", str(bench), "--notes", str(notes), "--write", str(page)])
+    monkeypatch.setattr(sys, "argv", ["report.py", str(bench), "--notes", str(notes), "--train", str(train),
+                                      "--write", str(page)])
     report.main()
     text = page.read_text()
     assert text.startswith("# Performance") and "- a note on the machine" in text
     assert "## Fused training loss" in text
     assert "| fused loss, forward + gradient | B=32 K=68 64x64 | cpu | 8.00 ms | 4.00 | 0.25 |" in text
     assert "**No GPU rows**" in text
+    assert "## Training throughput" in text and "- FAN tiny, crop 128" in text
+    assert "| step | fused | 25.00 | 26.00 | 24.00, 25.00, 26.00 | 1.250 | 1.238 |" in text
