@@ -60,15 +60,16 @@ inline int64_t first_argmax(const in_t* h, int64_t n) {
   return best;
 }
 
-// Asks for row i of the map at `ahead` (the next map; nullptr: none) to be brought into the
-// cache: while one map is searched, its successor streams in, row by row.
+// Asks for row i of the map at `ahead` (the next map; nullptr: none) to be brought into the L2
+// cache (not L1, which holds the current map for the filter and the window): while one map is
+// searched, its successor streams in, row by row.
 template <typename T>
 inline void prefetch_row(const T* ahead, int64_t i, int64_t W) {
 #if defined(__SSE2__)
   if (ahead == nullptr) return;
   const char* p = reinterpret_cast<const char*>(ahead + i * W);
   const int64_t n = W * static_cast<int64_t>(sizeof(T));
-  for (int64_t o = 0; o < n; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+  for (int64_t o = 0; o < n; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
 #else
   (void)ahead;
   (void)i;
