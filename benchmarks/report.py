@@ -49,9 +49,10 @@ def load(path: str, suite: str = "test_bench_ops.py"):
             continue
         extra = b["extra_info"]
         key = (extra["device"], extra["B"], extra["K"], extra["size"], b["group"])
-        groups[key][extra["impl"]] = b["stats"]["median"]
+        calls = extra.get("calls", 1)  # calls per timed round: times are per call
+        groups[key][extra["impl"]] = b["stats"]["median"] / calls
         for base, t in extra.get("paired", {}).items():
-            groups[key][(extra["impl"], base)] = t
+            groups[key][(extra["impl"], base)] = t / calls
         if "torch" in extra:
             info.setdefault(extra["device"], extra)
     return data, groups, info
