@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "../shr_ops.h"
@@ -240,8 +239,7 @@ struct Blur {
 // Per-thread buffers of the filter.
 template <typename acc_t>
 struct Scratch {
-  std::vector<acc_t> rows, line, box, bound, colmax;
-  int64_t box_stride = 0;
+  std::vector<acc_t> rows, line, box, bound, maxima;  // maxima: clamped row or column maxima
 };
 
 // dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps. With `sym` (all 2r + 1 taps of the
@@ -330,6 +328,15 @@ inline void correlate<double>(const double* src, int64_t step, const double* k, 
 }
 #endif
 
+// line[c] = src[base + c] for c < len, zero where base + c is outside [0, n).
+template <typename in_t, typename acc_t>
+inline void load_padded(const in_t* src, int64_t n, int64_t base, int64_t len, acc_t* line) {
+  const int64_t c0 = std::min(len, std::max<int64_t>(0, -base)), c1 = std::max(c0, std::min(len, n - base));
+  std::fill(line, line + c0, acc_t(0));
+  for (int64_t c = c0; c < c1; ++c) line[c] = static_cast<acc_t>(src[base + c]);
+  std::fill(line + c1, line + len, acc_t(0));
+}
+
 // Boxes are filtered a multiple of this many columns wide, so the vectorised loops have no tail.
 constexpr int64_t kLanes = 4;
 inline int64_t padded_cols(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
@@ -345,14 +352,11 @@ int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<a
   const acc_t* k = f.k.data();
   const int64_t ra = std::max<int64_t>(0, b.i0 - r), rz = std::min<int64_t>(H - 1, b.i1 + r);  // rows read
   // line[c] holds frame column b.j0 - r + c of a row, zero outside the frame.
-  const int64_t lo = b.j0 - r, len = n + 2 * r;
-  const int64_t c0 = std::max<int64_t>(0, -lo), c1 = std::min<int64_t>(len, W - lo);
-  s.line.assign(len, acc_t(0));
+  s.line.resize(n + 2 * r);
   acc_t* line = s.line.data();
   s.rows.resize((rz - ra + 1) * n);
   for (int64_t i = ra; i <= rz; ++i) {
-    const in_t* src = h + i * W + lo;
-    for (int64_t c = c0; c < c1; ++c) line[c] = static_cast<acc_t>(src[c]);
+    load_padded(h + i * W, W, b.j0 - r, n + 2 * r, line);
     correlate(line, 1, k, taps, n, s.rows.data() + (i - ra) * n, true);
   }
   out.resize(b.rows() * n);
@@ -399,9 +403,9 @@ bool bound_range(const acc_t* v, int64_t n, const Blur<acc_t>& f, acc_t thr, Scr
   if (first == n) return false;
   while (!(v[last] >= thr)) --last;
   const int64_t r = f.r, c0 = std::max<int64_t>(0, first - r), c1 = std::min<int64_t>(n - 1, last + r);
-  const int64_t m = c1 - c0 + 1, base = c0 - r;  // line[c] holds v[base + c]
-  s.line.assign(m + 2 * r, acc_t(0));
-  for (int64_t c = std::max<int64_t>(0, -base); c < m + 2 * r && base + c < n; ++c) s.line[c] = v[base + c];
+  const int64_t m = c1 - c0 + 1;
+  s.line.resize(m + 2 * r);
+  load_padded(v, n, c0 - r, m + 2 * r, s.line.data());
   s.bound.resize(m);
   correlate(s.line.data(), 1, f.k.data(), 2 * r + 1, m, s.bound.data(), true);
   lo = n;
@@ -492,23 +496,26 @@ void column_maxima_sse(const typename S::T* h, int64_t n, int64_t ld, int64_t w,
   }
   if (j < w) column_maxima_scalar(h + j, n, ld, w - j, cm + j);
 }
-
 #endif
 
 template <typename in_t, typename acc_t>
 void column_maxima(const in_t* h, int64_t n, int64_t ld, int64_t w, acc_t* cm) {
-#if defined(__SSE2__)
-  if constexpr (std::is_same_v<in_t, acc_t> && (std::is_same_v<acc_t, float> || std::is_same_v<acc_t, double>)) {
-    column_maxima_sse<std::conditional_t<std::is_same_v<acc_t, float>, SseFloat, SseDouble>>(h, n, ld, w, cm);
-    return;
-  }
-#endif
   column_maxima_scalar(h, n, ld, w, cm);
 }
+#if defined(__SSE2__)
+template <>
+void column_maxima<float, float>(const float* h, int64_t n, int64_t ld, int64_t w, float* cm) {
+  column_maxima_sse<SseFloat>(h, n, ld, w, cm);
+}
+template <>
+void column_maxima<double, double>(const double* h, int64_t n, int64_t ld, int64_t w, double* cm) {
+  column_maxima_sse<SseDouble>(h, n, ld, w, cm);
+}
+#endif
 
 // First argmax of the filtered map, searching only where it can be (see the top). Returns the
 // flat index; `search` receives the searched box, s.box its filtered values (row stride
-// s.box_stride).
+// padded_cols(search.cols()), as blur_box writes them).
 template <typename in_t, typename acc_t>
 int64_t blurred_argmax(const in_t* h, int64_t H, int64_t W, const Blur<acc_t>& f, int64_t window_r,
                        Scratch<acc_t>& s, std::vector<in_t>& rowmax, Box& search, const in_t* ahead) {
@@ -520,22 +527,22 @@ int64_t blurred_argmax(const in_t* h, int64_t H, int64_t W, const Blur<acc_t>& f
     // The decode window around the raw argmax, grown by one pixel: the filtered argmax is usually
     // in it, and its window then too.
     const Box near = window_box(raw / W, raw % W, window_r + 1, H, W);
-    s.box_stride = blur_box(h, H, W, near, f, s, s.box);
-    const int64_t best = box_argmax(s.box.data(), near, s.box_stride, W);
-    const acc_t L = s.box[(best / W - near.i0) * s.box_stride + (best % W - near.j0)];
+    const int64_t ld = blur_box(h, H, W, near, f, s, s.box);
+    const int64_t best = box_argmax(s.box.data(), near, ld, W);
+    const acc_t L = s.box[(best / W - near.i0) * ld + (best % W - near.j0)];
     if (L > 0) {
       const acc_t thr = L * acc_t(1 - 1e-3);  // a margin for rounding: only makes the box larger
       // Rows: F(i, j) <= sum_d k[d] max(0, rowmax[i + d - r]).
-      s.colmax.resize(std::max(H, W));
-      for (int64_t i = 0; i < H; ++i) s.colmax[i] = std::max(acc_t(0), static_cast<acc_t>(rowmax[i]));
+      s.maxima.resize(std::max(H, W));
+      for (int64_t i = 0; i < H; ++i) s.maxima[i] = std::max(acc_t(0), static_cast<acc_t>(rowmax[i]));
       Box c;
-      bool found = bound_range(s.colmax.data(), H, f, thr, s, c.i0, c.i1);
+      bool found = bound_range(s.maxima.data(), H, f, thr, s, c.i0, c.i1);
       if (found) {
         // Columns: F(i, j) <= sum_d k[d] colmax[j + d - r], colmax over the rows the candidate
         // rows' filter reads, clamped at 0.
         const int64_t i0 = std::max<int64_t>(0, c.i0 - r), i1 = std::min<int64_t>(H - 1, c.i1 + r);
-        column_maxima(h + i0 * W, i1 - i0 + 1, W, W, s.colmax.data());
-        found = bound_range(s.colmax.data(), W, f, thr, s, c.j0, c.j1);
+        column_maxima(h + i0 * W, i1 - i0 + 1, W, W, s.maxima.data());
+        found = bound_range(s.maxima.data(), W, f, thr, s, c.j0, c.j1);
       }
       if (found && c.i0 >= near.i0 && c.i1 <= near.i1 && c.j0 >= near.j0 && c.j1 <= near.j1) {
         search = near;  // nothing outside the window reaches L: the usual case
@@ -547,8 +554,7 @@ int64_t blurred_argmax(const in_t* h, int64_t H, int64_t W, const Blur<acc_t>& f
       }  // else only by rounding: search the whole frame
     }
   }
-  s.box_stride = blur_box(h, H, W, search, f, s, s.box);
-  return box_argmax(s.box.data(), search, s.box_stride, W);
+  return box_argmax(s.box.data(), search, blur_box(h, H, W, search, f, s, s.box), W);
 }
 
 template <typename in_t, typename acc_t>
@@ -577,7 +583,7 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
         Box sb;
         best = blurred_argmax(h, H, W, f, r, s, rowmax, sb, ahead);
         const Box wb = window_box(best / W, best % W, r, H, W);
-        View<acc_t> v{s.box.data(), sb.i0, sb.j0, s.box_stride};  // the window is usually inside the searched box
+        View<acc_t> v{s.box.data(), sb.i0, sb.j0, padded_cols(sb.cols())};  // the window is usually inside it
         if (wb.i0 < sb.i0 || wb.i1 > sb.i1 || wb.j0 < sb.j0 || wb.j1 > sb.j1) {
           const int64_t ld = blur_box(h, H, W, wb, f, s, wv);
           v = View<acc_t>{wv.data(), wb.i0, wb.j0, ld};
