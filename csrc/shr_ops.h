@@ -10,6 +10,8 @@
 #include <c10/macros/Macros.h>
 #include <c10/util/Optional.h>
 
+#include "shr_math.h"
+
 #include <cmath>
 #include <cstdint>
 #include <tuple>
@@ -143,20 +145,6 @@ inline std::vector<double> gaussian_taps(double blur) {
   for (int64_t d = -r; d <= r; ++d) s += k[d + r] = std::exp(-static_cast<double>(d * d) / (2.0 * blur * blur));
   for (double& v : k) v /= s;
   return k;
-}
-
-template <typename T>
-C10_HOST_DEVICE inline T shr_exp(T v);
-template <>
-C10_HOST_DEVICE inline float shr_exp<float>(float v) { return ::expf(v); }
-template <>
-C10_HOST_DEVICE inline double shr_exp<double>(double v) { return ::exp(v); }
-
-// NaN-aware "a beats b" for a first-maximum argmax scanned in increasing index order:
-// NaN beats every number (torch.argmax returns the first NaN), equal values do not beat.
-template <typename T>
-C10_HOST_DEVICE inline bool beats(T a, T b) {
-  return (a != a) ? !(b != b) : (a > b);
 }
 
 }  // namespace shr_ops

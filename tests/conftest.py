@@ -1,10 +1,16 @@
 import pytest
 import torch
 
-CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+from cuda_emu import device as cuda_emu
 
-DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+CUDA = torch.cuda.is_available()
+EMU_MISSING = cuda_emu.available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+needs_emu = pytest.mark.skipif(EMU_MISSING is not None, reason=EMU_MISSING or "")
+
+# "cuda-emu": the CUDA launchers and kernels run on the CPU under the emulator (tests/cuda_emu); the
+# test sees CPU tensors, and every shr_ops op in it takes the emulated CUDA path.
+DEVICES = ["cpu", pytest.param("cuda-emu", marks=needs_emu), pytest.param("cuda", marks=needs_cuda)]
 
 # Tolerances of kernel vs reference, by the dtype the result is produced in.
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-10, torch.float16: 1e-3, torch.bfloat16: 8e-3}
@@ -12,7 +18,18 @@ ATOL = {torch.float32: 1e-5, torch.float64: 1e-10, torch.float16: 1e-3, torch.bf
 
 @pytest.fixture(params=DEVICES)
 def device(request):
-    return request.param
+    if request.param == "cuda-emu":
+        with cuda_emu.emulated():
+            yield "cpu"
+    else:
+        yield request.param
+
+
+def gradcheck(fn, inputs, **kwargs):
+    """torch.autograd.gradcheck; under emulated CUDA in fast mode (a random projection of the
+    Jacobian: a few calls of each op, where the full check calls the backward once per output
+    element, hours of emulated launches for some tests)."""
+    return torch.autograd.gradcheck(fn, inputs, fast_mode=cuda_emu.active(), **kwargs)
 
 
 def random_landmarks(shape, size, *, margin=-2.0, dtype=torch.float32, device="cpu", seed=0):

@@ -6,7 +6,7 @@ import torch
 import shr_ops
 from shr_ops import reference
 
-from conftest import ATOL, random_landmarks
+from conftest import ATOL, gradcheck, random_landmarks
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
@@ -123,7 +123,7 @@ def test_decode_backward_matches_reference(device, dtype, window, blur, size):
 @pytest.mark.parametrize("window", [1, 3, 5])
 def test_decode_gradcheck(device, window):
     h = torch.rand(2, 3, 7, 6, dtype=torch.float64, device=device, generator=None).requires_grad_()
-    assert torch.autograd.gradcheck(
+    assert gradcheck(
         lambda x: shr_ops.decode(x, window=window, temperature=2.0, blur=None, return_scores=True), (h,), eps=1e-6, atol=1e-7
     )
 
@@ -132,7 +132,7 @@ def test_decode_defaults_gradcheck(device):
     # The default decoder (Gaussian pre-filter + kernel) end to end.
     h = (shr_ops.encode(torch.tensor([[[5.3, 6.6], [2.2, 8.1]]], dtype=torch.float64, device=device), (12, 11))
          + 0.01 * torch.rand(1, 2, 12, 11, dtype=torch.float64, device=device)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda x: shr_ops.decode(x), (h,), eps=1e-6, atol=1e-7)
+    assert gradcheck(lambda x: shr_ops.decode(x), (h,), eps=1e-6, atol=1e-7)
 
 
 def test_decode_non_contiguous_and_empty(device):
@@ -170,17 +170,18 @@ def test_decode_bad_input(heatmaps, kwargs, error, words):
         shr_ops.decode(heatmaps, **args)
 
 
-def test_decode_op_checks_direct_calls():
-    op = torch.ops.shr_ops.decode
-    with pytest.raises(RuntimeError, match="window must be an odd integer >= 1"):
-        op(torch.zeros(2, 8, 8), 2, 1.0)
-    with pytest.raises(RuntimeError, match="temperature must be a finite number > 0"):
-        op(torch.zeros(2, 8, 8), 3, -1.0)
-    with pytest.raises(RuntimeError, match="heatmaps must be a floating-point tensor"):
-        op(torch.zeros(2, 8, 8, dtype=torch.int64), 3, 1.0)
-    with pytest.raises(RuntimeError, match="index must be an int64 tensor"):
-        torch.ops.shr_ops.decode_backward(torch.zeros(2, 2), torch.zeros(2), torch.zeros(2, 8, 8),
-                                          torch.zeros(3, dtype=torch.int64), 3, 1.0)
-    with pytest.raises(RuntimeError, match="outside"):
-        torch.ops.shr_ops.decode_backward(torch.zeros(2, 2), torch.zeros(2), torch.zeros(2, 8, 8),
-                                          torch.tensor([0, 64]), 3, 1.0)
+def test_decode_op_checks_direct_calls(device):
+    with torch.device(device):  # every tensor below on the device under test
+        op = torch.ops.shr_ops.decode
+        with pytest.raises(RuntimeError, match="window must be an odd integer >= 1"):
+            op(torch.zeros(2, 8, 8), 2, 1.0)
+        with pytest.raises(RuntimeError, match="temperature must be a finite number > 0"):
+            op(torch.zeros(2, 8, 8), 3, -1.0)
+        with pytest.raises(RuntimeError, match="heatmaps must be a floating-point tensor"):
+            op(torch.zeros(2, 8, 8, dtype=torch.int64), 3, 1.0)
+        with pytest.raises(RuntimeError, match="index must be an int64 tensor"):
+            torch.ops.shr_ops.decode_backward(torch.zeros(2, 2), torch.zeros(2), torch.zeros(2, 8, 8),
+                                              torch.zeros(3, dtype=torch.int64), 3, 1.0)
+        with pytest.raises(RuntimeError, match="outside"):
+            torch.ops.shr_ops.decode_backward(torch.zeros(2, 2), torch.zeros(2), torch.zeros(2, 8, 8),
+                                              torch.tensor([0, 64]), 3, 1.0)

@@ -8,7 +8,7 @@ import shr_ops
 from shr_ops import reference
 from shr_ops.filters import gaussian_blur
 
-from conftest import ATOL, random_landmarks
+from conftest import ATOL, gradcheck, random_landmarks
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
@@ -89,7 +89,7 @@ def test_decode_blur_gradcheck(device, window, blur):
     lm = torch.tensor([[[3.3, 4.6], [6.2, 2.1], [1.0, 8.4]]], dtype=torch.float64)
     h = (reference.encode(lm, (10, 9), 1.5) + 0.02 * torch.rand(1, 3, 10, 9, dtype=torch.float64))
     h = h.to(device).requires_grad_()
-    assert torch.autograd.gradcheck(
+    assert gradcheck(
         lambda x: shr_ops.decode(x, window=window, temperature=4.0, blur=blur, return_scores=True), (h,), eps=1e-6,
         atol=1e-7,
     )

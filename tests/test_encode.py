@@ -6,7 +6,7 @@ import torch
 import shr_ops
 from shr_ops import reference
 
-from conftest import ATOL, random_landmarks
+from conftest import ATOL, gradcheck, random_landmarks
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
@@ -77,7 +77,7 @@ def test_encode_backward_matches_reference(device, dtype, radius):
 def test_encode_gradcheck(device, radius):
     lm = random_landmarks((2, 3), (9, 8), margin=0.3, dtype=torch.float64, device=device, seed=3).requires_grad_()
     vis = torch.tensor([[True, False, True], [True, True, True]], device=device)
-    assert torch.autograd.gradcheck(
+    assert gradcheck(
         lambda x: shr_ops.encode(x, (9, 8), 1.4, visible=vis, radius=radius), (lm,), eps=1e-6, atol=1e-7
     )
 
@@ -141,16 +141,17 @@ def test_encode_bad_input(kwargs, error, words):
         shr_ops.encode(lm, args.pop("size"), args.pop("sigma"), **args)
 
 
-def test_encode_op_checks_direct_calls():
-    op = torch.ops.shr_ops.encode
-    with pytest.raises(RuntimeError, match="sigma must be a finite number > 0"):
-        op(torch.zeros(3, 2), None, 8, 8, -1.0, None, torch.float32)
-    with pytest.raises(RuntimeError, match="landmarks must have shape"):
-        op(torch.zeros(3, 3), None, 8, 8, 1.0, None, torch.float32)
-    with pytest.raises(RuntimeError, match="visible must have shape"):
-        op(torch.zeros(3, 2), torch.ones(2, dtype=torch.bool), 8, 8, 1.0, None, torch.float32)
-    with pytest.raises(RuntimeError, match="landmarks must be float64 for a float64 output"):
-        op(torch.zeros(3, 2), None, 8, 8, 1.0, None, torch.float64)
+def test_encode_op_checks_direct_calls(device):
+    with torch.device(device):  # every tensor below on the device under test
+        op = torch.ops.shr_ops.encode
+        with pytest.raises(RuntimeError, match="sigma must be a finite number > 0"):
+            op(torch.zeros(3, 2), None, 8, 8, -1.0, None, torch.float32)
+        with pytest.raises(RuntimeError, match="landmarks must have shape"):
+            op(torch.zeros(3, 3), None, 8, 8, 1.0, None, torch.float32)
+        with pytest.raises(RuntimeError, match="visible must have shape"):
+            op(torch.zeros(3, 2), torch.ones(2, dtype=torch.bool), 8, 8, 1.0, None, torch.float32)
+        with pytest.raises(RuntimeError, match="landmarks must be float64 for a float64 output"):
+            op(torch.zeros(3, 2), None, 8, 8, 1.0, None, torch.float64)
 
 
 def test_encode_large_batch_matches_reference(device):

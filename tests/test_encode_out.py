@@ -56,13 +56,14 @@ def test_encode_out_refuses_grad():
         shr_ops.encode(lm, (8, 8), 1.0, out=torch.empty(3, 8, 8))
 
 
-def test_encode_out_op_checks_direct_calls():
-    op = torch.ops.shr_ops.encode_out
-    with pytest.raises(RuntimeError, match=r"out must have shape landmarks.shape\[:-1\] \+ \(H, W\)"):
-        op(torch.zeros(3, 2), None, 1.0, None, torch.empty(4, 8, 8))
-    with pytest.raises(RuntimeError, match="out must be contiguous"):
-        op(torch.zeros(3, 2), None, 1.0, None, torch.empty(3, 8, 8).transpose(-1, -2))
-    with pytest.raises(RuntimeError, match="landmarks must be float64 for a float64 output"):
-        op(torch.zeros(3, 2), None, 1.0, None, torch.empty(3, 8, 8, dtype=torch.float64))
-    with pytest.raises(RuntimeError, match="sigma must be a finite number > 0"):
-        op(torch.zeros(3, 2), None, 0.0, None, torch.empty(3, 8, 8))
+def test_encode_out_op_checks_direct_calls(device):
+    with torch.device(device):  # every tensor below on the device under test
+        op = torch.ops.shr_ops.encode_out
+        with pytest.raises(RuntimeError, match=r"out must have shape landmarks.shape\[:-1\] \+ \(H, W\)"):
+            op(torch.zeros(3, 2), None, 1.0, None, torch.empty(4, 8, 8))
+        with pytest.raises(RuntimeError, match="out must be contiguous"):
+            op(torch.zeros(3, 2), None, 1.0, None, torch.empty(3, 8, 8).transpose(-1, -2))
+        with pytest.raises(RuntimeError, match="landmarks must be float64 for a float64 output"):
+            op(torch.zeros(3, 2), None, 1.0, None, torch.empty(3, 8, 8, dtype=torch.float64))
+        with pytest.raises(RuntimeError, match="sigma must be a finite number > 0"):
+            op(torch.zeros(3, 2), None, 0.0, None, torch.empty(3, 8, 8))

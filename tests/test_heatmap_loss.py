@@ -8,7 +8,7 @@ import torch
 import shr_ops
 from shr_ops import reference
 
-from conftest import random_landmarks
+from conftest import gradcheck, random_landmarks
 
 SIZE = (17, 23)
 SIGMA = 1.7
@@ -85,7 +85,7 @@ def test_gradcheck(device):
     lm = lm.clone()
     lm.view(-1, 2)[1] = torch.tensor([2.2, 3.4])  # finite (gradcheck perturbs it), masked by `visible` below
     vis = torch.tensor([[True, False, True], [True, True, True]], device=device)
-    assert torch.autograd.gradcheck(
+    assert gradcheck(
         lambda p, x: shr_ops.heatmap_loss(p, x, 1.3, visible=vis, foreground_weight=10.0, scale=0.9),
         (pred.clone().requires_grad_(), lm.requires_grad_()), eps=1e-6, atol=1e-8,
     )
@@ -194,16 +194,17 @@ def test_bad_input(kwargs, error, words):
         shr_ops.heatmap_loss(args.pop("pred"), args.pop("landmarks"), args.pop("sigma"), **args)
 
 
-def test_op_checks_direct_calls():
-    op, back = torch.ops.shr_ops.heatmap_loss, torch.ops.shr_ops.heatmap_loss_backward
-    pred, lm = torch.zeros(3, 8, 8), torch.zeros(3, 2)
-    with pytest.raises(RuntimeError, match="landmarks must be Double for pred of dtype Double"):
-        op(pred.double(), lm, None, 1.0, 1.0, 0.1, 1.0)
-    with pytest.raises(RuntimeError, match=r"landmarks must have shape pred.shape\[:-2\] \+ \(2,\)"):
-        op(pred, torch.zeros(4, 2), None, 1.0, 1.0, 0.1, 1.0)
-    with pytest.raises(RuntimeError, match="scale must be a finite number > 0"):
-        op(pred, lm, None, 1.0, 1.0, 0.1, -1.0)
-    with pytest.raises(RuntimeError, match="visible must have shape"):
-        op(pred, lm, torch.ones(2, dtype=torch.bool), 1.0, 1.0, 0.1, 1.0)
-    with pytest.raises(RuntimeError, match="grad must be a 0-dim Float tensor"):
-        back(torch.ones(3), pred, lm, None, 1.0, 1.0, 0.1, 1.0)
+def test_op_checks_direct_calls(device):
+    with torch.device(device):  # every tensor below on the device under test
+        op, back = torch.ops.shr_ops.heatmap_loss, torch.ops.shr_ops.heatmap_loss_backward
+        pred, lm = torch.zeros(3, 8, 8), torch.zeros(3, 2)
+        with pytest.raises(RuntimeError, match="landmarks must be Double for pred of dtype Double"):
+            op(pred.double(), lm, None, 1.0, 1.0, 0.1, 1.0)
+        with pytest.raises(RuntimeError, match=r"landmarks must have shape pred.shape\[:-2\] \+ \(2,\)"):
+            op(pred, torch.zeros(4, 2), None, 1.0, 1.0, 0.1, 1.0)
+        with pytest.raises(RuntimeError, match="scale must be a finite number > 0"):
+            op(pred, lm, None, 1.0, 1.0, 0.1, -1.0)
+        with pytest.raises(RuntimeError, match="visible must have shape"):
+            op(pred, lm, torch.ones(2, dtype=torch.bool), 1.0, 1.0, 0.1, 1.0)
+        with pytest.raises(RuntimeError, match="grad must be a 0-dim Float tensor"):
+            back(torch.ones(3), pred, lm, None, 1.0, 1.0, 0.1, 1.0)

@@ -1,60 +1,70 @@
-// Helpers shared by the CUDA kernels: launch checks and deterministic block reductions.
+// Host-side helpers shared by the CUDA launchers (cuda/*_kernel.cu): the runtime they launch on,
+// the launch-limit checks and the shared-memory opt-in. Under SHR_CUDA_EMU the launchers are
+// compiled by g++ against the CPU emulator (csrc/emu), which supplies the same names.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+
+#if defined(SHR_CUDA_EMU)
+#include "../emu/cuda_runtime_emu.h"
+#else
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <cstdint>
 #include <limits>
 
+#include "cuda_device.cuh"
+
+// Registers a .cu file's launchers: as shr_ops' CUDA kernels, or under the emulator as the CPU
+// kernels of the test-only library shr_ops_emu (same schemas, csrc/emu/emu_ops.cpp).
+#if defined(SHR_CUDA_EMU)
+#define SHR_CUDA_LIBRARY_IMPL(m) TORCH_LIBRARY_IMPL(shr_ops_emu, CPU, m)
+#else
+#define SHR_CUDA_LIBRARY_IMPL(m) TORCH_LIBRARY_IMPL(shr_ops, CUDA, m)
+#endif
+
 namespace shr_ops {
 namespace cuda {
 
-// Shared-memory layout of one map's separable Gaussian factors, used by encode and heatmap_loss:
-// e_x[W], e_y[H], d_x[W], d_y[H] (d: the signed distances j - x, i - y).
-template <typename acc_t>
-struct AxesView {
-  acc_t *ex, *ey, *dx, *dy;
-  __device__ AxesView(acc_t* smem, int H, int W) : ex(smem), ey(smem + W), dx(smem + W + H), dy(smem + 2 * W + H) {}
-};
-
-constexpr int kThreads = 256;  // threads per block: one block per map
-constexpr int kWarps = kThreads / 32;
-constexpr int64_t kMaxSharedBytes = 48 * 1024;
+// t must live where the kernels run: a CUDA device (a CPU tensor under the emulator).
+inline void check_kernel_device(const at::Tensor& t, const char* op, const char* name) {
+#if defined(SHR_CUDA_EMU)
+  TORCH_CHECK(t.is_cpu(), op, ": the emulated CUDA kernel takes CPU tensors, got ", name, " on ", t.device());
+#else
+  TORCH_CHECK(t.is_cuda(), op, ": CUDA kernel got ", name, " on ", t.device());
+#endif
+}
 
 inline unsigned int grid_for_maps(int64_t maps, int64_t map_size, const char* op) {
   TORCH_CHECK(maps <= std::numeric_limits<int32_t>::max(), op, ": at most 2^31 - 1 maps per call on CUDA, got ",
               maps);
-  TORCH_CHECK(map_size <= std::numeric_limits<int32_t>::max(), op,
-              ": H * W must be below 2^31 on CUDA, got ", map_size);
+  TORCH_CHECK(map_size <= kMaxMapPixels, op, ": H * W must be at most 2^31 - 1 - ", kThreads, " on CUDA, got ",
+              map_size);
   return static_cast<unsigned int>(maps);
 }
 
-// Sum of N values over the block, in a fixed order (deterministic); the result is valid in
-// every thread. All threads of the block must call it. `scratch` holds N * kWarps values.
-template <typename T, int N>
-__device__ inline void block_sum(T (&v)[N], T* scratch) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-  for (int n = 0; n < N; ++n) {
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) v[n] += __shfl_down_sync(0xffffffffu, v[n], off);
-  }
-  if (lane == 0) {
-#pragma unroll
-    for (int n = 0; n < N; ++n) scratch[n * kWarps + warp] = v[n];
-  }
-  __syncthreads();
-#pragma unroll
-  for (int n = 0; n < N; ++n) {
-    T s = 0;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) s += scratch[n * kWarps + w];
-    v[n] = s;
-  }
-  __syncthreads();  // scratch may be reused after this
+// Lets `kernel` take `bytes` of dynamic shared memory (its only shared memory): over the default
+// 48 KiB a block needs the opt-in, up to the device's limit; beyond it the op cannot run on this
+// device, which is an error naming the map size.
+template <typename Kernel>
+void fit_shared_memory(Kernel* kernel, int64_t bytes, int64_t H, int64_t W, const char* op) {
+  if (bytes <= kDefaultSharedBytes) return;
+  int device = 0, optin = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  TORCH_CHECK(bytes <= optin, op, ": maps of size (H, W) = (", H, ", ", W, ") need ", bytes,
+              " bytes of shared memory per block on CUDA, over this device's limit of ", optin);
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+// Whether work queued on `stream` is being captured into a CUDA graph (then nothing may wait for it).
+inline bool stream_is_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
 }
 
 }  // namespace cuda

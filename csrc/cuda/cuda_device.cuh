@@ -1,0 +1,82 @@
+// Device-side helpers shared by the CUDA kernels: block shape, the shared-memory layout of the
+// Gaussian factors, the deterministic block reduction, and the two macros that let the same device
+// code run under the CPU emulator (csrc/emu/cudaemu.h). No ATen: the kernels (cuda/*_device.cuh)
+// include only this and ../shr_math.h.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "../shr_math.h"
+
+// The kernels' dynamic shared-memory array, and a kernel launch. The emulator defines both itself
+// before including the device code; under nvcc they are the CUDA syntax.
+#ifndef SHR_DYNAMIC_SMEM
+#define SHR_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+#ifndef SHR_LAUNCH
+// SHR_LAUNCH(grid, block, smem_bytes, stream, kernel<...>)(args...)
+#define SHR_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#endif
+
+namespace shr_ops {
+namespace cuda {
+
+constexpr int kThreads = 256;  // threads per block: one block per map
+constexpr int kWarps = kThreads / 32;
+// The default shared-memory limit of a block; more needs cudaFuncSetAttribute (opt-in).
+constexpr int64_t kDefaultSharedBytes = 48 * 1024;
+// Largest H * W of a map: the kernels' per-map pixel loops count in int, p += kThreads.
+constexpr int64_t kMaxMapPixels = std::numeric_limits<int32_t>::max() - kThreads;
+
+// Shared-memory layout of one map's separable Gaussian factors, used by encode and heatmap_loss:
+// e_x[W], e_y[H], d_x[W], d_y[H] (d: the signed distances j - x, i - y), then the block
+// reduction's scratch (8-byte aligned: 2 (H + W) values of 4 or 8 bytes). The whole layout is the
+// kernel's dynamic shared memory: these kernels declare no static shared memory, so the dynamic
+// size is all that the launcher must fit under the block's limit.
+template <typename acc_t>
+struct AxesView {
+  acc_t *ex, *ey, *dx, *dy;
+  unsigned char* scratch;
+  __device__ AxesView(unsigned char* smem, int H, int W)
+      : ex(reinterpret_cast<acc_t*>(smem)), ey(ex + W), dx(ex + W + H), dy(ex + 2 * W + H),
+        scratch(smem + 2 * static_cast<int64_t>(H + W) * sizeof(acc_t)) {}
+  static constexpr int64_t bytes(int64_t H, int64_t W, int64_t scratch_bytes) {
+    return 2 * (H + W) * static_cast<int64_t>(sizeof(acc_t)) + scratch_bytes;
+  }
+};
+
+// Sum of N values over the block, in a fixed order (deterministic); the result is valid in
+// every thread. All threads of the block must call it. `scratch` holds N * kWarps values.
+template <typename T, int N>
+__device__ inline void block_sum(T (&v)[N], T* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) v[n] += __shfl_down_sync(0xffffffffu, v[n], off);
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int n = 0; n < N; ++n) scratch[n * kWarps + warp] = v[n];
+  }
+  __syncthreads();
+#pragma unroll
+  for (int n = 0; n < N; ++n) {
+    T s = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) s += scratch[n * kWarps + w];
+    v[n] = s;
+  }
+  __syncthreads();  // scratch may be reused after this
+}
+
+// A launch's shape: grid.x blocks of `threads` threads with `smem` bytes of dynamic shared memory.
+struct LaunchShape {
+  unsigned int blocks;
+  int threads;
+  int64_t smem;
+};
+
+}  // namespace cuda
+}  // namespace shr_ops

@@ -1,0 +1,106 @@
+// Device code of shr_ops::heatmap_loss and shr_ops::heatmap_loss_backward (formulas:
+// ../heatmap_loss.h). Same semantics and formulas as the CPU kernels. One block per map: the
+// separable factors of the SHR target go to shared memory, each thread takes a strided share of the
+// pixels, and a block reduction (fixed order) gives the map's float64 partial; a second one-block
+// kernel sums the partials in a fixed order. No atomics: the result is deterministic. No ATen:
+// compiled by nvcc, and by g++ under the emulator (csrc/emu).
+#pragma once
+
+#include "../heatmap_loss_params.h"
+#include "cuda_device.cuh"
+
+namespace shr_ops {
+namespace cuda {
+
+// The map's factors in the AxesView layout, all zero for a missing landmark (its target is zero,
+// and so is its gradient): unlike encode, every pixel is still visited (pred - 0).
+template <typename acc_t>
+__device__ inline void fill_loss_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
+                                      const AxesView<acc_t>& a) {
+  const acc_t x = lm[2 * m], y = lm[2 * m + 1];
+  const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || vis[m]);
+  for (int j = threadIdx.x; j < W; j += blockDim.x) {
+    const acc_t d = valid ? static_cast<acc_t>(j) - x : acc_t(0);
+    a.dx[j] = d;
+    a.ex[j] = valid ? shr_exp(d * d * neg_inv_2s2) : acc_t(0);
+  }
+  for (int i = threadIdx.x; i < H; i += blockDim.x) {
+    const acc_t d = valid ? static_cast<acc_t>(i) - y : acc_t(0);
+    a.dy[i] = d;
+    a.ey[i] = valid ? shr_exp(d * d * neg_inv_2s2) : acc_t(0);
+  }
+  __syncthreads();
+}
+
+// partial[m] = sum_ij w (pred - t)^2 over map m.
+template <typename pred_t, typename acc_t>
+__global__ void heatmap_loss_kernel(const pred_t* __restrict__ pred, const acc_t* __restrict__ lm,
+                                    const bool* __restrict__ vis, double* __restrict__ partial, int H, int W,
+                                    LossParams<acc_t> k) {
+  SHR_DYNAMIC_SMEM(smem_raw);
+  const AxesView<acc_t> a(smem_raw, H, W);
+  const int64_t m = blockIdx.x;
+  const int HW = H * W;
+  const pred_t* pm = pred + m * static_cast<int64_t>(HW);
+  fill_loss_axes(lm, vis, m, H, W, k.neg_inv_2s2, a);
+  acc_t s = 0;
+  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
+    const int i = p / W, j = p - i * W;
+    const acc_t t = (k.scale * a.ey[i]) * a.ex[j];
+    const acc_t r = static_cast<acc_t>(pm[p]) - t;
+    s += (t > k.thr ? k.fw : acc_t(1)) * r * r;
+  }
+  double v[1] = {static_cast<double>(s)};
+  block_sum<double, 1>(v, reinterpret_cast<double*>(a.scratch));
+  if (threadIdx.x == 0) partial[m] = v[0];
+}
+
+// out = sum_m partial[m] / n, one block.
+template <typename acc_t>
+__global__ void sum_partials_kernel(const double* __restrict__ partial, int64_t M, double n, acc_t* __restrict__ out) {
+  __shared__ double scratch[kWarps];
+  double v[1] = {0.0};
+  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) v[0] += partial[m];
+  block_sum<double, 1>(v, scratch);
+  if (threadIdx.x == 0) *out = static_cast<acc_t>(v[0] / n);
+}
+
+// grad_pred = c w (pred - t), c = 2 grad / n; grad_lm[m] = -c / sigma^2 sum_ij w (pred - t) t (j - x, i - y).
+template <typename pred_t, typename acc_t>
+__global__ void heatmap_loss_backward_kernel(const acc_t* __restrict__ grad, const pred_t* __restrict__ pred,
+                                             const acc_t* __restrict__ lm, const bool* __restrict__ vis,
+                                             pred_t* __restrict__ grad_pred, acc_t* __restrict__ grad_lm, int H,
+                                             int W, double n, LossParams<acc_t> k) {
+  SHR_DYNAMIC_SMEM(smem_raw);
+  const AxesView<acc_t> a(smem_raw, H, W);
+  const int64_t m = blockIdx.x;
+  const int HW = H * W;
+  const int64_t offset = m * static_cast<int64_t>(HW);
+  fill_loss_axes(lm, vis, m, H, W, k.neg_inv_2s2, a);
+  const acc_t c = static_cast<acc_t>(2.0 * static_cast<double>(*grad) / n);
+  acc_t sx = 0, sy = 0;
+  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
+    const int i = p / W, j = p - i * W;
+    const acc_t t = (k.scale * a.ey[i]) * a.ex[j];
+    const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(pred[offset + p]) - t);
+    grad_pred[offset + p] = static_cast<pred_t>(c * wr);
+    const acc_t q = wr * t;
+    sx += q * a.dx[j];
+    sy += q * a.dy[i];
+  }
+  double v[2] = {static_cast<double>(sx), static_cast<double>(sy)};
+  block_sum<double, 2>(v, reinterpret_cast<double*>(a.scratch));
+  if (threadIdx.x == 0) {
+    grad_lm[2 * m] = static_cast<acc_t>(-c * k.inv_s2 * v[0]);
+    grad_lm[2 * m + 1] = static_cast<acc_t>(-c * k.inv_s2 * v[1]);
+  }
+}
+
+// The per-map kernels' launch for M maps of H x W: the factors and 2 * kWarps doubles of scratch.
+template <typename acc_t>
+inline LaunchShape loss_launch_shape(int64_t M, int64_t H, int64_t W) {
+  return {static_cast<unsigned int>(M), kThreads, AxesView<acc_t>::bytes(H, W, 2 * kWarps * sizeof(double))};
+}
+
+}  // namespace cuda
+}  // namespace shr_ops

@@ -1,0 +1,143 @@
+"""The CUDA kernels against the CPU kernels where they must agree bit for bit, and the CUDA launchers'
+own limits and errors. Runs on emulated CUDA (tests/cuda_emu) and on a GPU when there is one.
+
+Each case is one fix of the first review of csrc/cuda: the pre-filter's order of operations (exact
+ties decode to the same pixel), the truncation disc's rounding, the denormal policy, a bad index
+as a catchable error, shared memory past 48 KiB, the per-map pixel limit, and taps passed by value.
+"""
+import pytest
+import torch
+
+import shr_ops
+from conftest import needs_cuda, needs_emu
+from cuda_emu import device as cuda_emu
+
+
+class Kernels:
+    """Runs an op call on the CUDA code path: emulated (CPU tensors) or on the GPU."""
+
+    def __init__(self, name):
+        self.name = name
+        self.device = "cpu" if name == "cuda-emu" else "cuda"
+
+    def __call__(self, fn, *tensors):
+        moved = [t.to(self.device) if isinstance(t, torch.Tensor) else t for t in tensors]
+        if self.name == "cuda-emu":
+            with cuda_emu.emulated():
+                out = fn(*moved)
+        else:
+            out = fn(*moved)
+        return tuple(o.cpu() for o in out) if isinstance(out, tuple) else out.cpu()
+
+
+@pytest.fixture(params=[pytest.param("cuda-emu", marks=needs_emu), pytest.param("cuda", marks=needs_cuda)])
+def cuda(request):
+    return Kernels(request.param)
+
+
+def _quantised_maps(n, h, w, levels, seed):
+    """Maps of a few distinct values: plateaus and exact ties everywhere, before and after filtering."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, levels, (n, h, w), generator=g).float() / levels
+
+
+@pytest.mark.parametrize("blur", [0.8, 2.0, 6.0])  # 6.0: r = 18, the large tap table
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_prefilter_ties_decode_to_the_cpu_pixel(cuda, blur, dtype):
+    maps = torch.cat([_quantised_maps(60, 13, 17, 3, 1), _quantised_maps(60, 13, 17, 2, 2)]).to(dtype)
+    maps[:7] = 1.0  # constant maps: every filtered pixel in the interior ties
+    def run(h):
+        return torch.ops.shr_ops.decode(h, 5, 10.0, blur)
+    c_cpu, s_cpu, i_cpu = run(maps)
+    c_gpu, s_gpu, i_gpu = cuda(run, maps)
+    assert torch.equal(i_gpu, i_cpu)  # the same filtered bits pick the same first maximum
+    assert torch.equal(s_gpu, s_cpu)  # the score is the filtered peak itself
+    torch.testing.assert_close(c_gpu, c_cpu, atol=1e-5 if dtype == torch.float32 else 1e-12, rtol=0)
+
+
+def test_truncation_disc_rounds_as_the_cpu(cuda):
+    # centres a hair from half-integers: many pixels lie within an ulp of the disc's edge
+    g = torch.Generator().manual_seed(4)
+    base = torch.randint(2, 14, (400, 2), generator=g).float() + 0.5
+    lm = (base + (torch.rand(400, 2, generator=g) - 0.5) * 1e-6).contiguous()
+    for radius in (2.5, 3.0, 3.5355339):
+        def run(x):
+            return torch.ops.shr_ops.encode(x, None, 16, 16, 1.5, radius, torch.float32)
+        assert torch.equal(cuda(run, lm) != 0, run(lm) != 0), radius
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_denormals_are_flushed_as_on_the_cpu(cuda, dtype):
+    # far tails: exp(-d^2 / 2 s^2) below the smallest normal number of the compute dtype
+    lm = torch.tensor([[-13.0, 4.0], [4.0, 40.0], [2.0, 3.0]], dtype=dtype)
+    sigma = 1.0 if dtype == torch.float32 else 3.0
+    def run(x):
+        return torch.ops.shr_ops.encode(x, None, 64, 64, sigma, None, dtype)
+    cpu, gpu = run(lm), cuda(run, lm)
+    tiny = torch.finfo(dtype).tiny
+    assert not ((cpu != 0) & (cpu.abs() < tiny)).any() and not ((gpu != 0) & (gpu.abs() < tiny)).any()
+    assert torch.equal(gpu != 0, cpu != 0)
+    torch.testing.assert_close(gpu, cpu, atol=0, rtol=1e-6 if dtype == torch.float32 else 1e-14)
+
+
+def test_bad_index_is_a_catchable_error(cuda):
+    h = torch.rand(2, 3, 8, 8)
+    coords, scores, index = torch.ops.shr_ops.decode(h, 3, 1.0)
+    for bad in (64, -1):
+        index_bad = index.clone()
+        index_bad[1, 2] = bad
+        with pytest.raises(RuntimeError, match=r"decode_backward: index .*outside \[0, H\*W\)"):
+            cuda(lambda *a: torch.ops.shr_ops.decode_backward(*a, 3, 1.0, None), coords, scores, h, index_bad)
+    # the process (and, on a GPU, the CUDA context) goes on working
+    grad = cuda(lambda *a: torch.ops.shr_ops.decode_backward(*a, 3, 1.0, None), torch.ones_like(coords),
+                torch.ones_like(scores), h, index)
+    ref = torch.ops.shr_ops.decode_backward(torch.ones_like(coords), torch.ones_like(scores), h, index, 3, 1.0, None)
+    torch.testing.assert_close(grad, ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shared_memory_past_48_kib_is_opted_in(cuda, dtype):
+    # 2 (H + W) factors plus the reduction's scratch: over 48 KiB for H + W = 6140 (float32) or 3068 (float64)
+    w = 6136 if dtype == torch.float32 else 3064
+    lm = torch.tensor([[[w / 2 + 0.3, 1.7]]], dtype=dtype)
+    encode = lambda x: torch.ops.shr_ops.encode(x, None, 4, w, 2.0, None, dtype)  # noqa: E731
+    maps = cuda(encode, lm)
+    torch.testing.assert_close(maps, encode(lm), atol=1e-6, rtol=0)
+    grad = torch.rand(1, 1, 4, w, dtype=dtype)
+    backward = lambda g, x: torch.ops.shr_ops.encode_backward(g, x, None, 2.0, None)  # noqa: E731
+    torch.testing.assert_close(cuda(backward, grad, lm), backward(grad, lm), atol=1e-5, rtol=1e-5)
+    pred = torch.rand(1, 1, 4, w, dtype=dtype)
+    loss = lambda p, x: torch.ops.shr_ops.heatmap_loss(p, x, None, 2.0, 1.0, 0.1, 1.0)  # noqa: E731
+    torch.testing.assert_close(cuda(loss, pred, lm), loss(pred, lm), atol=1e-6, rtol=1e-6)
+    loss_bw = lambda g, p, x: torch.ops.shr_ops.heatmap_loss_backward(g, p, x, None, 2.0, 1.0, 0.1, 1.0)  # noqa: E731
+    one = torch.ones((), dtype=dtype)
+    for got, want in zip(cuda(loss_bw, one, pred, lm), loss_bw(one, pred, lm)):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+def test_shared_memory_over_the_device_limit_is_an_error(cuda):
+    lm = torch.tensor([[5.0, 0.0]])
+    with pytest.raises(RuntimeError, match=r"shr_ops.encode: maps of size \(H, W\) = \(1, 60000\) need .* bytes of "
+                                           r"shared memory per block on CUDA, over this device's limit"):
+        cuda(lambda x: torch.ops.shr_ops.encode(x, None, 1, 60000, 2.0, None, torch.float32), lm)
+
+
+def test_map_pixel_limit(cuda):
+    side = 46341  # side^2 > 2^31 - 1 - 256: the kernels' int pixel loop would overflow
+    with pytest.raises(RuntimeError, match=r"H \* W must be at most 2\^31 - 1 - 256 on CUDA"):
+        cuda(lambda x: torch.ops.shr_ops.encode(x, None, side, side, 2.0, None, torch.float32), torch.zeros(1, 2))
+    huge = torch.zeros(()).expand(1, side, side)  # no memory behind it
+    with pytest.raises(RuntimeError, match=r"H \* W must be at most 2\^31 - 1 - 256 on CUDA"):
+        cuda(lambda h: torch.ops.shr_ops.decode(h, 3, 1.0, None), huge)
+
+
+@needs_cuda
+def test_decode_with_blur_is_graph_capturable():
+    h = torch.rand(4, 68, 64, 64, device="cuda")
+    shr_ops.decode(h)  # warm-up outside the capture
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        coords = shr_ops.decode(h)
+    h.copy_(torch.rand_like(h))
+    graph.replay()
+    torch.testing.assert_close(coords, shr_ops.decode(h), atol=0, rtol=0)
