@@ -15,7 +15,7 @@ from .defaults import DEFAULT_BLUR, DEFAULT_SIGMA, DEFAULT_TEMPERATURE, DEFAULT_
 from .reference import compute_dtype
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-MAX_BLUR = 1000.0  # decode's largest pre-filter std (csrc/shr_ops.h, kMaxBlur)
+MAX_BLUR = 1000.0  # decode's largest pre-filter std (csrc/decode.h, kMaxBlur)
 
 
 

@@ -152,7 +152,8 @@ inline void row_sums_lanes(const grad_t* g, const acc_t* ex, const acc_t* dx, co
 }
 
 template <typename grad_t, typename acc_t>
-inline void row_sums(const grad_t* g, const EncodeAxis<acc_t>& ax, acc_t dy2, acc_t r2, int64_t W, acc_t& gx, acc_t& gs) {
+inline void row_sums(const grad_t* g, const EncodeAxis<acc_t>& ax, acc_t dy2, acc_t r2, int64_t W, acc_t& gx,
+                     acc_t& gs) {
   if (r2 < 0) {
     row_sums_lanes<false>(g, ax.e.data(), ax.d.data(), ax.d2.data(), dy2, r2, W, gx, gs);
   } else {
