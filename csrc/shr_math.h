@@ -3,6 +3,7 @@
 // g++ under the CUDA emulator (csrc/emu/cudaemu.h) and in the emulator's sanitizer harness.
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 
 #if defined(__CUDACC__)
@@ -19,6 +20,14 @@ template <>
 SHR_HOST_DEVICE inline float shr_exp<float>(float v) { return ::expf(v); }
 template <>
 SHR_HOST_DEVICE inline double shr_exp<double>(double v) { return ::exp(v); }
+
+// The smallest normal number of T (a macro constant: std::numeric_limits is host code under nvcc).
+template <typename T>
+SHR_HOST_DEVICE constexpr T smallest_normal();
+template <>
+SHR_HOST_DEVICE constexpr float smallest_normal<float>() { return FLT_MIN; }
+template <>
+SHR_HOST_DEVICE constexpr double smallest_normal<double>() { return DBL_MIN; }
 
 // NaN-aware "a beats b" for a first-maximum argmax scanned in increasing index order:
 // NaN beats every number (torch.argmax returns the first NaN), equal values do not beat.

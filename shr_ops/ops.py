@@ -15,7 +15,7 @@ from .defaults import DEFAULT_BLUR, DEFAULT_SIGMA, DEFAULT_TEMPERATURE, DEFAULT_
 from .reference import compute_dtype
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-MAX_BLUR = 1000.0  # decode's largest pre-filter std (csrc/shr_ops.h, kMaxBlur)
+MAX_BLUR = 1000.0  # decode's largest pre-filter std (csrc/decode.h, kMaxBlur)
 
 
 
@@ -110,6 +110,8 @@ def encode(
 
     ``H[..., k, i, j] = exp(-((j - x_k)^2 + (i - y_k)^2) / (2 sigma^2))``, evaluated separably
     (W + H exponentials per map, one product per pixel). Differentiable w.r.t. ``landmarks``.
+    Values below the smallest normal number of the compute dtype (1.2e-38 in float32, 2.2e-308 in
+    float64) are written as 0, by the CPU and the CUDA kernels alike (denormals are flushed).
 
     Args:
         landmarks: Tensor[..., K, 2], (x, y) in heatmap pixels, any float dtype. A landmark with a

@@ -5,7 +5,9 @@ import torch
 
 import shr_ops
 from shr_ops import reference
+from shr_ops.filters import gaussian_blur
 
+import samples
 from conftest import ATOL, gradcheck, random_landmarks
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -31,6 +33,30 @@ def test_decode_matches_reference(device, dtype, size, window, temperature):
     assert torch.equal(got_i, want_i)
     torch.testing.assert_close(got, want, atol=ATOL[acc], rtol=0)
     torch.testing.assert_close(got_s, want_s, atol=0, rtol=0)
+
+
+def test_decode_samples_match_reference(device):
+    """The samples opcheck runs on (tests/samples.py), against the reference and its autograd."""
+    for s in samples.sample_inputs("decode", device):
+        h, window, temperature = s.args[:3]
+        blur = s.args[3] if len(s.args) > 3 else None
+        acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+        got, got_s, got_i = torch.ops.shr_ops.decode(*s.args)
+        x = h.detach() if blur is None else gaussian_blur(h.detach().to(torch.float64), blur).to(acc)
+        want, want_s, want_i = reference.decode_with_index(x, window=window, temperature=temperature)
+        assert got.dtype == acc and got_s.dtype == acc and torch.equal(got_i, want_i), s.name
+        torch.testing.assert_close(got, want, atol=4 * ATOL[acc], rtol=0, msg=s.name)
+        torch.testing.assert_close(got_s, want_s, atol=ATOL[acc], rtol=1e-5, msg=s.name)
+    for s in samples.sample_inputs("decode_backward", device):
+        gc, gs, h, _index, window, temperature = s.args[:6]
+        blur = s.args[6] if len(s.args) > 6 else None
+        got = torch.ops.shr_ops.decode_backward(*s.args)
+        x = h.clone().requires_grad_()
+        c, sc = reference.decode(x, window=window, temperature=temperature, blur=blur, return_scores=True)
+        ((c * gc).sum() + (sc * gs).sum()).backward()
+        assert got.dtype == h.dtype and got.shape == h.shape, s.name
+        atol = {torch.float32: 1e-5, torch.float64: 1e-10, torch.float16: 2e-3, torch.bfloat16: 1e-2}[h.dtype]
+        torch.testing.assert_close(got, x.grad, atol=atol, rtol=1e-3, msg=s.name)
 
 
 def test_decode_wrapper_returns(device):

@@ -6,6 +6,7 @@ import torch
 import shr_ops
 from shr_ops import reference
 
+import samples
 from conftest import ATOL, gradcheck, random_landmarks
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -20,6 +21,25 @@ def test_encode_matches_reference(device, dtype, size, radius):
     want = reference.encode(lm, size, 1.7, radius=radius)
     assert got.shape == (3, 7, *size) and got.dtype == dtype and got.device == lm.device
     torch.testing.assert_close(got, want, atol=ATOL[dtype], rtol=0)
+
+
+def test_encode_samples_match_reference(device):
+    """The samples opcheck runs on (tests/samples.py), against the reference and its autograd."""
+    for s in samples.sample_inputs("encode", device):
+        lm, vis, height, width, sigma, radius, dtype = s.args
+        got = torch.ops.shr_ops.encode(*s.args)
+        want = reference.encode(lm.detach(), (height, width), sigma, visible=vis, radius=radius, dtype=dtype)
+        assert got.dtype == dtype and got.is_contiguous(), s.name
+        torch.testing.assert_close(got, want, atol=ATOL[dtype], rtol=0, msg=s.name)
+    for s in samples.sample_inputs("encode_backward", device):
+        grad, lm, vis, sigma, radius = s.args
+        got = torch.ops.shr_ops.encode_backward(*s.args)
+        x = lm.clone().requires_grad_()
+        want = reference.encode(x, tuple(grad.shape[-2:]), sigma, visible=vis, radius=radius)
+        (want * grad.to(lm.dtype)).sum().backward()
+        assert got.dtype == lm.dtype and got.shape == lm.shape, s.name
+        tol = 1e-4 if lm.dtype == torch.float32 else 1e-10
+        torch.testing.assert_close(got, x.grad, atol=tol, rtol=tol, msg=s.name)
 
 
 def test_encode_formula_by_hand():

@@ -5,6 +5,7 @@ import torch
 import shr_ops
 from shr_ops import reference
 
+import samples
 from conftest import ATOL, random_landmarks
 
 
@@ -21,6 +22,15 @@ def test_encode_out_matches_encode(device, dtype, radius):
     assert torch.equal(got, want)
     torch.testing.assert_close(got, reference.encode(lm, (20, 24), 1.7, visible=vis, radius=radius, dtype=dtype),
                                atol=ATOL[dtype], rtol=0)
+
+
+def test_encode_out_samples_match_encode(device):
+    """The samples opcheck runs on (tests/samples.py): the buffer holds what encode returns."""
+    for s in samples.sample_inputs("encode_out", device):
+        lm, vis, sigma, radius, out = s.args
+        assert torch.ops.shr_ops.encode_out(*s.args) is None
+        want = torch.ops.shr_ops.encode(lm, vis, out.shape[-2], out.shape[-1], sigma, radius, out.dtype)
+        assert torch.equal(out, want), s.name
 
 
 def test_encode_out_reuse_and_no_grad(device):

@@ -1,5 +1,6 @@
 """shr_ops.heatmap_loss (fused encode + weighted MSE): value and gradients against the reference
-(encode, then the loss, differentiated by autograd), gradcheck, opcheck, torch.compile, bad input."""
+(encode, then the loss, differentiated by autograd), gradcheck, torch.compile, bad input. Its opcheck
+is in test_opcheck.py, on the samples (tests/samples.py) that test_samples_match_reference checks here."""
 import math
 
 import pytest
@@ -8,23 +9,14 @@ import torch
 import shr_ops
 from shr_ops import reference
 
-from conftest import gradcheck, random_landmarks
+import samples
+from conftest import gradcheck
 
 SIZE = (17, 23)
 SIGMA = 1.7
 
 
-def _case(device, dtype, lead=(2, 3), k=5, size=SIZE, seed=0):
-    """pred Tensor[*lead, k, H, W] (target-like values plus noise), landmarks with out-of-frame
-    centres, one NaN coordinate and a visible mask with one invisible landmark."""
-    g = torch.Generator().manual_seed(seed)
-    lm = random_landmarks((*lead, k), size, dtype=torch.float64, seed=seed)
-    lm.view(-1, 2)[1, 0] = float("nan")
-    vis = torch.ones(*lead, k, dtype=torch.bool)
-    vis.view(-1)[2] = False
-    pred = 0.8 * reference.encode(lm, size, SIGMA + 0.3) + 0.1 * torch.randn(*lead, k, *size, generator=g,
-                                                                            dtype=torch.float64)
-    return pred.to(device=device, dtype=dtype), lm.to(device), vis.to(device)
+_case = samples.loss_case  # (device, dtype, lead, k, size, seed) -> pred, landmarks (float64), visible
 
 
 # Tolerance of the loss (relative) and of d loss / d pred (absolute, on values ~ 2 w r / N), by pred's dtype.
@@ -45,6 +37,28 @@ def test_matches_reference(device, dtype, foreground_weight):
     if foreground_weight != 1.0:
         plain = reference.heatmap_loss(pred, lm, SIGMA, visible=vis, scale=0.9)
         assert got > 1.5 * plain
+
+
+def test_samples_match_reference(device):
+    """The samples opcheck runs on (tests/samples.py): loss and both gradients as the reference's."""
+    for s in samples.sample_inputs("heatmap_loss", device):
+        pred, lm, vis, sigma, fw, thr, scale = s.args
+        kw = dict(visible=vis, foreground_weight=fw, threshold=thr, scale=scale)
+        got = torch.ops.shr_ops.heatmap_loss(*s.args)
+        torch.testing.assert_close(got, reference.heatmap_loss(pred.detach(), lm.detach(), sigma, **kw),
+                                   rtol=LOSS_RTOL[pred.dtype], atol=0, msg=s.name)
+    for s in samples.sample_inputs("heatmap_loss_backward", device):
+        grad, pred, lm, vis, sigma, fw, thr, scale = s.args
+        gp, gx = torch.ops.shr_ops.heatmap_loss_backward(*s.args)
+        p, x = pred.clone().requires_grad_(), lm.clone().requires_grad_()
+        (grad * reference.heatmap_loss(p, x, sigma, visible=vis, foreground_weight=fw, threshold=thr,
+                                       scale=scale)).backward()
+        assert gp.shape == pred.shape and gp.dtype == pred.dtype and gx.dtype == lm.dtype, s.name
+        if pred.numel() == 0:
+            continue
+        tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 1e-2}[pred.dtype]
+        torch.testing.assert_close(gp, p.grad, atol=tol * p.grad.abs().max().item(), rtol=0, msg=s.name)
+        torch.testing.assert_close(gx, x.grad, atol=1e-4 * x.grad.abs().max().item(), rtol=0, msg=s.name)
 
 
 def test_formula_by_hand():
@@ -127,26 +141,6 @@ def test_deterministic_across_thread_counts():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
-
-
-def _samples(device):
-    pred, lm, vis = _case(device, torch.float32, lead=(2,), k=4, size=(9, 8))
-    lm32 = lm.float()
-    yield (pred, lm32, None, 1.5, 1.0, 0.1, 1.0)
-    yield (pred.clone().requires_grad_(), lm32.clone().requires_grad_(), vis, 1.5, 10.0, 0.1, 0.9)
-    yield (pred.double().requires_grad_(), lm.clone().requires_grad_(), vis, 0.8, 10.0, 0.2, 1.0)
-    yield (pred.transpose(-1, -2).bfloat16(), lm32.flip(-1), None, 1.5, 5.0, 0.1, 1.0)
-    yield (pred[:0], lm32[:0], None, 1.5, 10.0, 0.1, 1.0)
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
-def test_opcheck(device):
-    for args in _samples(device):
-        torch.library.opcheck(torch.ops.shr_ops.heatmap_loss.default, args)
-        pred, lm = args[0].detach(), args[1].detach()
-        grad = torch.tensor(1.7, dtype=lm.dtype, device=device)
-        torch.library.opcheck(torch.ops.shr_ops.heatmap_loss_backward.default, (grad, pred, lm, *args[2:]))
 
 
 def test_torch_compile_fullgraph(device):

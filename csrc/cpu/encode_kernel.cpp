@@ -7,29 +7,29 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "../shr_ops.h"
+#include "../encode.h"
+#include "cpu_common.h"
 
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
 
 namespace shr_ops {
+namespace cpu {
 namespace {
 
-constexpr int64_t kGrainElements = 32768;  // pixels per parallel_for chunk, at least
-
-// Per-map separable factors: e_x[j] = exp(-(j - x)^2 / 2s^2), d2_x[j] = (j - x)^2 (and for y).
+// Per-map separable factors of encode along one axis: e_x[j] = exp(-(j - x)^2 / 2s^2), d_x[j] = j - x,
+// d2_x[j] = (j - x)^2 (and for y).
 template <typename acc_t>
-struct Axis {
+struct EncodeAxis {
   std::vector<acc_t> e, d, d2;
-  explicit Axis(int64_t n) : e(n), d(n), d2(n) {}
+  explicit EncodeAxis(int64_t n) : e(n), d(n), d2(n) {}
   // e by a recurrence from the in-frame pixel nearest c outward, in double: 4 exp calls instead of
   // n (each step multiplies by a ratio <= 1, so nothing overflows; the error stays within a few
   // double ulps, far below acc_t's rounding). The two directions are independent chains, stepped
@@ -71,11 +71,6 @@ struct FlushDenormals {
 #endif
 };
 
-template <typename acc_t>
-inline bool landmark_valid(const acc_t* lm, const bool* vis, int64_t m) {
-  return std::isfinite(lm[2 * m]) && std::isfinite(lm[2 * m + 1]) && (vis == nullptr || vis[m]);
-}
-
 // row[j] = e * ex[j] for j < n, in out_t. float32 outputs get an AVX2 clone chosen at load time
 // where the CPU has it (32-byte stores; no FMA, so the same bits as the SSE2 build).
 template <typename out_t, typename acc_t>
@@ -99,10 +94,9 @@ void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, in
                      acc_t r2) {
   const acc_t neg_inv_2s2 = acc_t(-0.5) / (sigma * sigma);
   const int64_t HW = H * W;
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
-  at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, M, maps_per_chunk(HW), [&](int64_t begin, int64_t end) {
     const FlushDenormals flush;
-    Axis<acc_t> ax(W), ay(H);
+    EncodeAxis<acc_t> ax(W), ay(H);
     for (int64_t m = begin; m < end; ++m) {
       out_t* o = out + m * HW;
       if (!landmark_valid(lm, vis, m)) {
@@ -127,18 +121,16 @@ void encode_cpu_impl(const acc_t* lm, const bool* vis, out_t* out, int64_t M, in
   });
 }
 
-constexpr int kLanes = 8;  // independent partial sums per row (vectorisable, fixed order)
-
 // gx = sum_j g_j ex_j (j - x), gs = sum_j g_j ex_j over one row (inside the disc when Trunc), in
-// kLanes partial sums added in a fixed order: a single running sum would be a serial chain of
+// kSumLanes partial sums added in a fixed order: a single running sum would be a serial chain of
 // additions the compiler may not reorder, so it would not vectorise.
 template <bool Trunc, typename grad_t, typename acc_t>
 inline void row_sums_lanes(const grad_t* g, const acc_t* ex, const acc_t* dx, const acc_t* dx2, acc_t dy2, acc_t r2,
                            int64_t W, acc_t& gx, acc_t& gs) {
-  acc_t lx[kLanes] = {}, ls[kLanes] = {};
+  acc_t lx[kSumLanes] = {}, ls[kSumLanes] = {};
   int64_t j = 0;
-  for (; j + kLanes <= W; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
+  for (; j + kSumLanes <= W; j += kSumLanes) {
+    for (int l = 0; l < kSumLanes; ++l) {
       acc_t ge = static_cast<acc_t>(g[j + l]) * ex[j + l];
       if (Trunc) ge = dx2[j + l] + dy2 <= r2 ? ge : acc_t(0);
       lx[l] += ge * dx[j + l];
@@ -153,14 +145,15 @@ inline void row_sums_lanes(const grad_t* g, const acc_t* ex, const acc_t* dx, co
   }
   gx = 0;
   gs = 0;
-  for (int l = 0; l < kLanes; ++l) {
+  for (int l = 0; l < kSumLanes; ++l) {
     gx += lx[l];
     gs += ls[l];
   }
 }
 
 template <typename grad_t, typename acc_t>
-inline void row_sums(const grad_t* g, const Axis<acc_t>& ax, acc_t dy2, acc_t r2, int64_t W, acc_t& gx, acc_t& gs) {
+inline void row_sums(const grad_t* g, const EncodeAxis<acc_t>& ax, acc_t dy2, acc_t r2, int64_t W, acc_t& gx,
+                     acc_t& gs) {
   if (r2 < 0) {
     row_sums_lanes<false>(g, ax.e.data(), ax.d.data(), ax.d2.data(), dy2, r2, W, gx, gs);
   } else {
@@ -175,9 +168,8 @@ void encode_backward_cpu_impl(const grad_t* g, const acc_t* lm, const bool* vis,
   const acc_t inv_s2 = acc_t(1) / (sigma * sigma);
   const acc_t neg_inv_2s2 = acc_t(-0.5) * inv_s2;
   const int64_t HW = H * W;
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
-  at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
-    Axis<acc_t> ax(W), ay(H);
+  at::parallel_for(0, M, maps_per_chunk(HW), [&](int64_t begin, int64_t end) {
+    EncodeAxis<acc_t> ax(W), ay(H);
     for (int64_t m = begin; m < end; ++m) {
       if (!landmark_valid(lm, vis, m)) {
         out[2 * m] = acc_t(0);
@@ -200,77 +192,54 @@ void encode_backward_cpu_impl(const grad_t* g, const acc_t* lm, const bool* vis,
   });
 }
 
-// Writes the maps of `landmarks` (checked) into `out` (contiguous, of out's dtype).
-void encode_cpu_into(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
-                     c10::optional<double> radius, at::Tensor& out) {
-  TORCH_CHECK(landmarks.device().is_cpu(), "shr_ops.encode: CPU kernel got landmarks on ", landmarks.device());
-  const int64_t M = landmarks.numel() / 2;
-  if (M == 0) return;
-  const int64_t height = out.size(-2), width = out.size(-1);
-  const at::Tensor lm = landmarks.contiguous();
-  const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
-  const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
-  const double r2 = radius.has_value() ? (*radius) * (*radius) : -1.0;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "shr_ops_encode_cpu", [&] {
+// Writes the maps of a prepared encode / encode_out into its `out`.
+void encode_cpu_into(const EncodeLaunch& p, double sigma) {
+  if (p.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.out.scalar_type(), "shr_ops_encode_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    encode_cpu_impl<scalar_t, acc_t>(lm.const_data_ptr<acc_t>(), vis_ptr, out.mutable_data_ptr<scalar_t>(), M, height,
-                                     width, static_cast<acc_t>(sigma), static_cast<acc_t>(r2));
+    encode_cpu_impl<scalar_t, acc_t>(p.lm.const_data_ptr<acc_t>(), p.visible_data(),
+                                     p.out.mutable_data_ptr<scalar_t>(), p.maps, p.height, p.width,
+                                     static_cast<acc_t>(sigma), static_cast<acc_t>(p.r2));
   });
 }
 
 at::Tensor encode_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, int64_t height,
                       int64_t width, double sigma, c10::optional<double> radius, at::ScalarType dtype) {
-  check_encode_args(landmarks, visible, height, width, sigma, radius, dtype);
-  at::Tensor out = at::empty(leading_with(landmarks.sizes(), 1, {height, width}), landmarks.options().dtype(dtype));
-  encode_cpu_into(landmarks, visible, sigma, radius, out);
-  return out;
+  const EncodeLaunch p = prepare_encode(landmarks, visible, height, width, sigma, radius, dtype, at::kCPU);
+  encode_cpu_into(p, sigma);
+  return p.out;
 }
 
 void encode_out_cpu(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
                     c10::optional<double> radius, at::Tensor out) {
-  check_encode_out(landmarks, out);
-  check_encode_args(landmarks, visible, out.size(-2), out.size(-1), sigma, radius, out.scalar_type());
-  encode_cpu_into(landmarks, visible, sigma, radius, out);
+  encode_cpu_into(prepare_encode_out(landmarks, visible, sigma, radius, out, at::kCPU), sigma);
 }
 
 at::Tensor encode_backward_cpu(const at::Tensor& grad, const at::Tensor& landmarks,
                                const c10::optional<at::Tensor>& visible, double sigma, c10::optional<double> radius) {
-  TORCH_CHECK(grad.dim() == landmarks.dim() + 1 && grad.sizes().slice(0, grad.dim() - 2) ==
-                                                      landmarks.sizes().slice(0, landmarks.dim() - 1),
-              "shr_ops.encode_backward: grad must have shape [..., H, W] for landmarks [..., 2], got grad ",
-              grad.sizes(), " and landmarks ", landmarks.sizes());
-  const int64_t H = grad.size(-2), W = grad.size(-1);
-  check_encode_args(landmarks, visible, H, W, sigma, radius,
-                    landmarks.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
-  check_float_tensor(grad, "shr_ops.encode_backward", "grad");
-  check_same_device(landmarks, grad, "shr_ops.encode_backward", "landmarks", "grad");
-  at::Tensor out = at::empty(landmarks.sizes(), landmarks.options());
-  const int64_t M = landmarks.numel() / 2;
-  if (M == 0) return out;
-  const at::Tensor lm = landmarks.contiguous();
-  const at::Tensor g = grad.contiguous();
-  const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
-  const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
-  const double r2 = radius.has_value() ? (*radius) * (*radius) : -1.0;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "shr_ops_encode_backward_cpu", [&] {
+  const EncodeBackwardLaunch p = prepare_encode_backward(grad, landmarks, visible, sigma, radius, at::kCPU);
+  if (p.empty()) return p.out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.grad.scalar_type(), "shr_ops_encode_backward_cpu", [&] {
     using grad_t = scalar_t;
-    if (lm.scalar_type() == at::kDouble) {
-      encode_backward_cpu_impl<grad_t, double>(g.const_data_ptr<grad_t>(), lm.const_data_ptr<double>(), vis_ptr,
-                                               out.mutable_data_ptr<double>(), M, H, W, sigma, r2);
+    if (p.lm.scalar_type() == at::kDouble) {
+      encode_backward_cpu_impl<grad_t, double>(p.grad.const_data_ptr<grad_t>(), p.lm.const_data_ptr<double>(),
+                                               p.visible_data(), p.out.mutable_data_ptr<double>(), p.maps, p.height,
+                                               p.width, sigma, p.r2);
     } else {
-      encode_backward_cpu_impl<grad_t, float>(g.const_data_ptr<grad_t>(), lm.const_data_ptr<float>(), vis_ptr,
-                                              out.mutable_data_ptr<float>(), M, H, W, static_cast<float>(sigma),
-                                              static_cast<float>(r2));
+      encode_backward_cpu_impl<grad_t, float>(p.grad.const_data_ptr<grad_t>(), p.lm.const_data_ptr<float>(),
+                                              p.visible_data(), p.out.mutable_data_ptr<float>(), p.maps, p.height,
+                                              p.width, static_cast<float>(sigma), static_cast<float>(p.r2));
     }
   });
-  return out;
+  return p.out;
 }
 
 }  // namespace
+}  // namespace cpu
 }  // namespace shr_ops
 
 TORCH_LIBRARY_IMPL(shr_ops, CPU, m) {
-  m.impl("encode", &shr_ops::encode_cpu);
-  m.impl("encode_out", &shr_ops::encode_out_cpu);
-  m.impl("encode_backward", &shr_ops::encode_backward_cpu);
+  m.impl("encode", &shr_ops::cpu::encode_cpu);
+  m.impl("encode_out", &shr_ops::cpu::encode_out_cpu);
+  m.impl("encode_backward", &shr_ops::cpu::encode_backward_cpu);
 }

@@ -7,7 +7,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -15,19 +14,18 @@
 #include <vector>
 
 #include "../heatmap_loss.h"
+#include "cpu_common.h"
 
 namespace shr_ops {
+namespace cpu {
 namespace {
 
-constexpr int64_t kGrainElements = 32768;  // pixels per parallel_for chunk, at least
-constexpr int kLanes = 8;                  // independent partial sums per row (vectorisable, fixed order)
-
-// Per-map factors along one axis: e[j] = exp(-(j - c)^2 / 2s^2), d[j] = j - c; all zero for a
-// missing landmark (the target is then zero, and so is the landmark's gradient).
+// Per-map factors of the loss' target along one axis: e[j] = exp(-(j - c)^2 / 2s^2), d[j] = j - c;
+// all zero for a missing landmark (the target is then zero, and so is the landmark's gradient).
 template <typename acc_t>
-struct Axis {
+struct LossAxis {
   std::vector<acc_t> e, d;
-  explicit Axis(int64_t n) : e(n), d(n) {}
+  explicit LossAxis(int64_t n) : e(n), d(n) {}
   void fill(acc_t c, acc_t neg_inv_2s2, bool valid) {
     const int64_t n = static_cast<int64_t>(e.size());
     for (int64_t j = 0; j < n; ++j) {
@@ -38,18 +36,13 @@ struct Axis {
   }
 };
 
-template <typename acc_t>
-inline bool landmark_valid(const acc_t* lm, const bool* vis, int64_t m) {
-  return std::isfinite(lm[2 * m]) && std::isfinite(lm[2 * m + 1]) && (vis == nullptr || vis[m]);
-}
-
 // sum_j w (p_j - t_j)^2 over one row, t_j = ty * ex[j] (ty = scale * e_y[i]).
 template <typename pred_t, typename acc_t>
 inline acc_t row_loss(const pred_t* p, const acc_t* ex, acc_t ty, const LossParams<acc_t>& k, int64_t W) {
-  acc_t lane[kLanes] = {};
+  acc_t lane[kSumLanes] = {};
   int64_t j = 0;
-  for (; j + kLanes <= W; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
+  for (; j + kSumLanes <= W; j += kSumLanes) {
+    for (int l = 0; l < kSumLanes; ++l) {
       const acc_t t = ty * ex[j + l];
       const acc_t r = static_cast<acc_t>(p[j + l]) - t;
       lane[l] += (t > k.thr ? k.fw : acc_t(1)) * r * r;
@@ -61,7 +54,7 @@ inline acc_t row_loss(const pred_t* p, const acc_t* ex, acc_t ty, const LossPara
     lane[0] += (t > k.thr ? k.fw : acc_t(1)) * r * r;
   }
   acc_t s = 0;
-  for (int l = 0; l < kLanes; ++l) s += lane[l];
+  for (int l = 0; l < kSumLanes; ++l) s += lane[l];
   return s;
 }
 
@@ -80,10 +73,10 @@ inline std::pair<acc_t, acc_t> row_backward(const pred_t* __restrict__ p, pred_t
     gp[j] = static_cast<pred_t>(c * wr);
     q[j] = wr * t;
   }
-  acc_t lq[kLanes] = {}, lqx[kLanes] = {};
+  acc_t lq[kSumLanes] = {}, lqx[kSumLanes] = {};
   int64_t j = 0;
-  for (; j + kLanes <= W; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
+  for (; j + kSumLanes <= W; j += kSumLanes) {
+    for (int l = 0; l < kSumLanes; ++l) {
       lq[l] += q[j + l];
       lqx[l] += q[j + l] * dx[j + l];
     }
@@ -93,7 +86,7 @@ inline std::pair<acc_t, acc_t> row_backward(const pred_t* __restrict__ p, pred_t
     lqx[0] += q[j] * dx[j];
   }
   acc_t sq = 0, sqx = 0;
-  for (int l = 0; l < kLanes; ++l) {
+  for (int l = 0; l < kSumLanes; ++l) {
     sq += lq[l];
     sqx += lqx[l];
   }
@@ -105,9 +98,8 @@ double heatmap_loss_cpu_impl(const pred_t* pred, const acc_t* lm, const bool* vi
                              const LossParams<acc_t>& k) {
   const int64_t HW = H * W;
   std::vector<double> partial(M);
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
-  at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
-    Axis<acc_t> ax(W), ay(H);
+  at::parallel_for(0, M, maps_per_chunk(HW), [&](int64_t begin, int64_t end) {
+    LossAxis<acc_t> ax(W), ay(H);
     for (int64_t m = begin; m < end; ++m) {
       const bool valid = landmark_valid(lm, vis, m);
       ax.fill(lm[2 * m], k.neg_inv_2s2, valid);
@@ -128,9 +120,8 @@ void heatmap_loss_backward_cpu_impl(const pred_t* pred, const acc_t* lm, const b
                                     acc_t* grad_lm, int64_t M, int64_t H, int64_t W, acc_t c,
                                     const LossParams<acc_t>& k) {
   const int64_t HW = H * W;
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / HW);
-  at::parallel_for(0, M, grain, [&](int64_t begin, int64_t end) {
-    Axis<acc_t> ax(W), ay(H);
+  at::parallel_for(0, M, maps_per_chunk(HW), [&](int64_t begin, int64_t end) {
+    LossAxis<acc_t> ax(W), ay(H);
     std::vector<acc_t> q(W);
     for (int64_t m = begin; m < end; ++m) {
       const bool valid = landmark_valid(lm, vis, m);
@@ -154,26 +145,17 @@ void heatmap_loss_backward_cpu_impl(const pred_t* pred, const acc_t* lm, const b
 at::Tensor heatmap_loss_cpu(const at::Tensor& pred, const at::Tensor& landmarks,
                             const c10::optional<at::Tensor>& visible, double sigma, double foreground_weight,
                             double threshold, double scale) {
-  const char* op = "shr_ops.heatmap_loss";
-  check_heatmap_loss_args(pred, landmarks, visible, sigma, foreground_weight, threshold, scale, op);
-  TORCH_CHECK(pred.device().is_cpu(), op, ": CPU kernel got pred on ", pred.device());
-  at::Tensor out = at::empty({}, pred.options().dtype(landmarks.scalar_type()));
-  const int64_t H = pred.size(-2), W = pred.size(-1);
-  const int64_t M = pred.numel() / (H * W);
-  const at::Tensor p = pred.contiguous();
-  const at::Tensor lm = landmarks.contiguous();
-  const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
-  const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.scalar_type(), "shr_ops_heatmap_loss_cpu", [&] {
+  const HeatmapLossLaunch p =
+      prepare_heatmap_loss(pred, landmarks, visible, sigma, foreground_weight, threshold, scale, at::kCPU);
+  if (p.empty()) return p.loss;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.pred.scalar_type(), "shr_ops_heatmap_loss_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const double total =
-        M == 0 ? 0.0
-               : heatmap_loss_cpu_impl<scalar_t, acc_t>(p.const_data_ptr<scalar_t>(), lm.const_data_ptr<acc_t>(),
-                                                        vis_ptr, M, H, W,
-                                                        loss_params<acc_t>(sigma, foreground_weight, threshold, scale));
-    out.mutable_data_ptr<acc_t>()[0] = static_cast<acc_t>(M == 0 ? 0.0 : total / static_cast<double>(M * H * W));
+    const double total = heatmap_loss_cpu_impl<scalar_t, acc_t>(
+        p.pred.const_data_ptr<scalar_t>(), p.lm.const_data_ptr<acc_t>(), p.visible_data(), p.maps, p.height, p.width,
+        loss_params<acc_t>(sigma, foreground_weight, threshold, scale));
+    p.loss.mutable_data_ptr<acc_t>()[0] = static_cast<acc_t>(total / p.count());
   });
-  return out;
+  return p.loss;
 }
 
 std::tuple<at::Tensor, at::Tensor> heatmap_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& pred,
@@ -181,36 +163,26 @@ std::tuple<at::Tensor, at::Tensor> heatmap_loss_backward_cpu(const at::Tensor& g
                                                              const c10::optional<at::Tensor>& visible, double sigma,
                                                              double foreground_weight, double threshold,
                                                              double scale) {
-  const char* op = "shr_ops.heatmap_loss_backward";
-  check_heatmap_loss_args(pred, landmarks, visible, sigma, foreground_weight, threshold, scale, op);
-  check_heatmap_loss_grad(grad, pred, op);
-  TORCH_CHECK(pred.device().is_cpu(), op, ": CPU kernel got pred on ", pred.device());
-  at::Tensor grad_pred = at::empty(pred.sizes(), pred.options());
-  at::Tensor grad_lm = at::empty(landmarks.sizes(), landmarks.options());
-  const int64_t H = pred.size(-2), W = pred.size(-1);
-  const int64_t M = pred.numel() / (H * W);
-  if (M == 0) return {grad_pred, grad_lm};
-  const at::Tensor p = pred.contiguous();
-  const at::Tensor lm = landmarks.contiguous();
-  const at::Tensor vis = visible.has_value() ? visible->contiguous() : at::Tensor();
-  const bool* vis_ptr = vis.defined() ? vis.const_data_ptr<bool>() : nullptr;
-  const double c = 2.0 * grad.item<double>() / static_cast<double>(M * H * W);  // d loss / d pred = c w (pred - t)
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.scalar_type(), "shr_ops_heatmap_loss_backward_cpu",
-                                  [&] {
-                                    using acc_t = at::opmath_type<scalar_t>;
-                                    heatmap_loss_backward_cpu_impl<scalar_t, acc_t>(
-                                        p.const_data_ptr<scalar_t>(), lm.const_data_ptr<acc_t>(), vis_ptr,
-                                        grad_pred.mutable_data_ptr<scalar_t>(), grad_lm.mutable_data_ptr<acc_t>(), M,
-                                        H, W, static_cast<acc_t>(c),
-                                        loss_params<acc_t>(sigma, foreground_weight, threshold, scale));
-                                  });
-  return {grad_pred, grad_lm};
+  const HeatmapLossBackwardLaunch p = prepare_heatmap_loss_backward(grad, pred, landmarks, visible, sigma,
+                                                                    foreground_weight, threshold, scale, at::kCPU);
+  if (p.empty()) return {p.grad_pred, p.grad_lm};
+  const double c = 2.0 * p.grad.item<double>() / p.count();  // d loss / d pred = c w (pred - t)
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, p.pred.scalar_type(), "shr_ops_heatmap_loss_backward_cpu", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        heatmap_loss_backward_cpu_impl<scalar_t, acc_t>(
+            p.pred.const_data_ptr<scalar_t>(), p.lm.const_data_ptr<acc_t>(), p.visible_data(),
+            p.grad_pred.mutable_data_ptr<scalar_t>(), p.grad_lm.mutable_data_ptr<acc_t>(), p.maps, p.height, p.width,
+            static_cast<acc_t>(c), loss_params<acc_t>(sigma, foreground_weight, threshold, scale));
+      });
+  return {p.grad_pred, p.grad_lm};
 }
 
 }  // namespace
+}  // namespace cpu
 }  // namespace shr_ops
 
 TORCH_LIBRARY_IMPL(shr_ops, CPU, m) {
-  m.impl("heatmap_loss", &shr_ops::heatmap_loss_cpu);
-  m.impl("heatmap_loss_backward", &shr_ops::heatmap_loss_backward_cpu);
+  m.impl("heatmap_loss", &shr_ops::cpu::heatmap_loss_cpu);
+  m.impl("heatmap_loss_backward", &shr_ops::cpu::heatmap_loss_backward_cpu);
 }

@@ -29,21 +29,19 @@
 namespace shr_ops {
 namespace cuda {
 
-// t must live where the kernels run: a CUDA device (a CPU tensor under the emulator).
-inline void check_kernel_device(const at::Tensor& t, const char* op, const char* name) {
+// The device type of the tensors the launchers take: CUDA (CPU under the emulator).
 #if defined(SHR_CUDA_EMU)
-  TORCH_CHECK(t.is_cpu(), op, ": the emulated CUDA kernel takes CPU tensors, got ", name, " on ", t.device());
+constexpr c10::DeviceType kKernelDevice = c10::DeviceType::CPU;
 #else
-  TORCH_CHECK(t.is_cuda(), op, ": CUDA kernel got ", name, " on ", t.device());
+constexpr c10::DeviceType kKernelDevice = c10::DeviceType::CUDA;
 #endif
-}
 
-inline unsigned int grid_for_maps(int64_t maps, int64_t map_size, const char* op) {
+// The limits of the one-block-per-map kernels: the grid's x size and the int pixel loops.
+inline void check_map_limits(int64_t maps, int64_t map_size, const char* op) {
   TORCH_CHECK(maps <= std::numeric_limits<int32_t>::max(), op, ": at most 2^31 - 1 maps per call on CUDA, got ",
               maps);
   TORCH_CHECK(map_size <= kMaxMapPixels, op, ": H * W must be at most 2^31 - 1 - ", kThreads, " on CUDA, got ",
               map_size);
-  return static_cast<unsigned int>(maps);
 }
 
 // Lets `kernel` take `bytes` of dynamic shared memory (its only shared memory): over the default

@@ -1,5 +1,5 @@
 // CUDA launchers of shr_ops::decode and shr_ops::decode_backward; the device code is in
-// decode_device.cuh. Same semantics as the CPU kernels.
+// decode_device.cuh, the checks and preparation in ../decode.h. Same semantics as the CPU kernels.
 //
 // With the pre-filter (blur): the maps are filtered into a temporary tensor (rows, then columns,
 // zero outside the frame, the CPU kernel's taps and order of operations), which the same kernels
@@ -42,7 +42,7 @@ void blur_passes(const at::Tensor& x, at::Tensor& tmp, at::Tensor& out, const st
 
 // The maps x [..., H, W] (contiguous) filtered by decode's pre-filter, as a tensor of the compute dtype.
 at::Tensor blur_maps(const at::Tensor& x, double blur) {
-  const auto acc_type = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const auto acc_type = compute_dtype(x.scalar_type());
   at::Tensor tmp = at::empty(x.sizes(), x.options().dtype(acc_type));
   at::Tensor out = at::empty(x.sizes(), x.options().dtype(acc_type));
   if (x.numel() == 0) return out;
@@ -64,69 +64,58 @@ at::Tensor blur_maps(const at::Tensor& x, double blur) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& heatmaps, int64_t window,
                                                            double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode";
-  check_decode_args(heatmaps, window, temperature, blur);
-  check_kernel_device(heatmaps, op, "heatmaps");
-  c10::cuda::CUDAGuard guard(heatmaps.device());
-  const int64_t H = heatmaps.size(-2), W = heatmaps.size(-1);
-  at::Tensor coords, scores, index;
-  std::tie(coords, scores, index) = empty_decode_outputs(heatmaps);
-  const int64_t M = index.numel();
-  if (M == 0) return {coords, scores, index};
-  grid_for_maps(M, H * W, op);
-  const int r = static_cast<int>(std::min<int64_t>(window / 2, H + W));
-  const at::Tensor hm = blur.has_value() ? blur_maps(heatmaps.contiguous(), *blur) : heatmaps.contiguous();
+  const DecodeLaunch p = prepare_decode(heatmaps, window, temperature, blur, kKernelDevice);
+  if (p.empty()) return {p.coords, p.scores, p.index};
+  check_map_limits(p.maps, p.height * p.width, op);
+  c10::cuda::CUDAGuard guard(p.hm.device());
+  const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
+  const at::Tensor hm = blur.has_value() ? blur_maps(p.hm, *blur) : p.hm;
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, hm.scalar_type(), "shr_ops_decode_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const LaunchShape shape = decode_launch_shape(M);
+    const LaunchShape shape = decode_launch_shape(p.maps);
     SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<scalar_t, acc_t>)(
-        hm.const_data_ptr<scalar_t>(), coords.mutable_data_ptr<acc_t>(), scores.mutable_data_ptr<acc_t>(),
-        index.mutable_data_ptr<int64_t>(), static_cast<int>(H), static_cast<int>(W), r,
+        hm.const_data_ptr<scalar_t>(), p.coords.mutable_data_ptr<acc_t>(), p.scores.mutable_data_ptr<acc_t>(),
+        p.index.mutable_data_ptr<int64_t>(), static_cast<int>(p.height), static_cast<int>(p.width), r,
         static_cast<acc_t>(temperature));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {coords, scores, index};
+  return {p.coords, p.scores, p.index};
 }
 
 at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor& grad_scores,
                                 const at::Tensor& heatmaps, const at::Tensor& index, int64_t window,
                                 double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode_backward";
-  check_decode_args(heatmaps, window, temperature, blur);
-  check_decode_backward_args(grad_coords, grad_scores, heatmaps, index, op);
-  check_kernel_device(heatmaps, op, "heatmaps");
-  c10::cuda::CUDAGuard guard(heatmaps.device());
-  const int64_t M = index.numel();
-  if (M == 0) return at::empty(heatmaps.sizes(), heatmaps.options());
-  const int64_t H = heatmaps.size(-2), W = heatmaps.size(-1);
-  grid_for_maps(M, H * W, op);
-  const int r = static_cast<int>(std::min<int64_t>(window / 2, H + W));
+  const DecodeBackwardLaunch p =
+      prepare_decode_backward(grad_coords, grad_scores, heatmaps, index, window, temperature, blur, kKernelDevice);
+  if (p.empty()) return p.grad;
+  check_map_limits(p.maps, p.height * p.width, op);
+  c10::cuda::CUDAGuard guard(p.hm.device());
+  const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
   // With the pre-filter: the gradient w.r.t. the filtered maps (compute dtype), filtered back below.
-  const at::Tensor hm = blur.has_value() ? blur_maps(heatmaps.contiguous(), *blur) : heatmaps.contiguous();
-  at::Tensor out = at::empty(heatmaps.sizes(), hm.options());
-  at::Tensor bad_index = at::zeros({1}, index.options().dtype(at::kInt));
-  const at::Tensor gc = grad_coords.contiguous();
-  const at::Tensor gs = grad_scores.contiguous();
-  const at::Tensor idx = index.contiguous();
+  const at::Tensor hm = blur.has_value() ? blur_maps(p.hm, *blur) : p.hm;
+  at::Tensor out = blur.has_value() ? at::empty(hm.sizes(), hm.options()) : p.grad;
+  at::Tensor bad_index = at::zeros({1}, p.index.options().dtype(at::kInt));
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, hm.scalar_type(), "shr_ops_decode_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const LaunchShape shape = decode_launch_shape(M);
+    const LaunchShape shape = decode_launch_shape(p.maps);
     SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_backward_kernel<scalar_t, acc_t>)(
-        gc.const_data_ptr<acc_t>(), gs.const_data_ptr<acc_t>(), hm.const_data_ptr<scalar_t>(),
-        idx.const_data_ptr<int64_t>(), out.mutable_data_ptr<scalar_t>(), bad_index.mutable_data_ptr<int>(),
-        static_cast<int>(H), static_cast<int>(W), r, static_cast<acc_t>(temperature));
+        p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(), hm.const_data_ptr<scalar_t>(),
+        p.index.const_data_ptr<int64_t>(), out.mutable_data_ptr<scalar_t>(), bad_index.mutable_data_ptr<int>(),
+        static_cast<int>(p.height), static_cast<int>(p.width), r, static_cast<acc_t>(temperature));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   // A bad index is a catchable error, as on the CPU (a device-side assert would end the CUDA
   // context). Reading the flag waits for the kernel; inside a CUDA graph capture it cannot be read,
   // and a map with a bad index then keeps its zero gradient.
   if (!stream_is_capturing(stream)) {
-    TORCH_CHECK(bad_index.item<int>() == 0, op, ": index holds a value outside [0, H*W) = [0, ", H * W,
-                "): it must be the flat argmax index that decode returns");
+    TORCH_CHECK(bad_index.item<int>() == 0, op, ": index holds a value outside [0, H*W) = [0, ",
+                p.height * p.width, "): it must be the flat argmax index that decode returns");
   }
-  if (blur.has_value()) return blur_maps(out, *blur).to(heatmaps.scalar_type());
-  return out;
+  if (blur.has_value()) p.grad.copy_(blur_maps(out, *blur));
+  return p.grad;
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ __global__ void encode_kernel(const acc_t* __restrict__ lm, const bool* __restri
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {
     const int i = p / W, j = p - i * W;
     acc_t v = a.ey[i] * a.ex[j];
-    if (v < std::numeric_limits<acc_t>::min()) v = acc_t(0);  // flush denormals (v >= 0)
+    if (v < smallest_normal<acc_t>()) v = acc_t(0);  // flush denormals (v >= 0)
     if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) v = acc_t(0);
     o[p] = static_cast<out_t>(v);
   }

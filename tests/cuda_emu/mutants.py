@@ -1,0 +1,172 @@
+"""Mutation check of the emulated CUDA tests: injects one defect at a time into a copy of csrc/cuda,
+rebuilds the emulated op library and the sanitizer harness from it, and reports which runs catch it.
+
+usage: python tests/cuda_emu/mutants.py [--out FILE] [--only NAME ...]
+Each mutant is caught when any of its runs fails: the harness (plain, and the sanitizer build named
+for it) or the Python tests on the cuda-emu device (the test files named for it, blocks in
+shuffled order, stopping at the first failure). Writes a Markdown table (default
+docs/cuda_emulator_mutants.md). Takes about a minute per mutant on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from build import build  # noqa: E402
+
+# name, what, file (under csrc/cuda), old text (exactly once), new text, sanitizer, Python test files
+MUTANTS = [
+    ("removed_barrier", "encode: the barrier after the shared factors are written is removed", "encode_device.cuh",
+     "  __syncthreads();\n  return valid;", "  return valid;", "tsan", ["test_encode.py"]),
+    ("off_by_one_write", "encode: the pixel loop writes one pixel past each map (p <= HW)", "encode_device.cuh",
+     "  for (int p = threadIdx.x; p < HW; p += blockDim.x) {\n    const int i = p / W, j = p - i * W;\n    acc_t v",
+     "  for (int p = threadIdx.x; p <= HW; p += blockDim.x) {\n    const int i = p / W, j = p - i * W;\n    acc_t v",
+     "asan", ["test_encode.py"]),
+    ("shuffle_offset", "block_sum: the warp reduction starts at offset 8 (lanes 16-31 are lost)", "cuda_device.cuh",
+     "for (int off = 16; off > 0; off >>= 1) v[n] +=", "for (int off = 8; off > 0; off >>= 1) v[n] +=", None,
+     ["test_encode.py"]),
+    ("divergent_barrier", "block_sum: the barrier moved inside `if (lane == 0)`", "cuda_device.cuh",
+     "    for (int n = 0; n < N; ++n) scratch[n * kWarps + warp] = v[n];\n  }\n  __syncthreads();",
+     "    for (int n = 0; n < N; ++n) scratch[n * kWarps + warp] = v[n];\n    __syncthreads();\n  }", None,
+     ["test_encode.py"]),
+    ("window_clip", "decode: the window's bottom clip is one row too far", "decode_device.cuh",
+     "wh = min(H - 1, mi + r) - i0 + 1;", "wh = min(H, mi + r) - i0 + 1;", "asan", ["test_decode.py"]),
+    ("grid_stride", "pre-filter: the grid-stride step is twice gridDim * blockDim (values skipped)", "decode_device.cuh",
+     "p += static_cast<int64_t>(gridDim.x) * blockDim.x) {", "p += 2 * static_cast<int64_t>(gridDim.x) * blockDim.x) {",
+     None, ["test_decode_blur.py"]),
+    ("shared_overrun", "encode_backward: the launch leaves out the reduction scratch (written past the end)",
+     "encode_device.cuh", "AxesView<acc_t>::bytes(H, W, 2 * kWarps * sizeof(acc_t))",
+     "AxesView<acc_t>::bytes(H, W, 0)", "asan", ["test_encode.py"]),
+    ("dtype_dispatch", "encode: the launcher dispatches on the landmarks' dtype, not the output's", "encode_kernel.cu",
+     'p.out.scalar_type(), "shr_ops_encode_cuda"', 'p.lm.scalar_type(), "shr_ops_encode_cuda"', None,
+     ["test_encode.py"]),
+    ("argmax_ties", "decode: equal values go to the higher index", "decode_device.cuh",
+     "return va > vb || (va == vb && ia < ib);", "return va > vb || (va == vb && ia > ib);", None,
+     ["test_decode.py"]),
+    ("argmax_lane", "decode: lane 1 (a partial result) publishes the warp's maximum", "decode_device.cuh",
+     "  if (lane == 0) {\n    sv[warp] = bv;", "  if (lane == 1) {\n    sv[warp] = bv;", None, ["test_decode.py"]),
+    ("bad_index_unchecked", "decode_backward: a bad index no longer raises the error flag", "decode_device.cuh",
+     "    if (threadIdx.x == 0) *bad_index = 1;\n", "", None, ["test_cuda_kernels.py", "test_decode.py"]),
+    ("prefilter_order", "pre-filter: the mirrored taps summed innermost first (the CPU sums outermost first)",
+     "decode_device.cuh", "for (int e = r; e >= 1; --e)", "for (int e = 1; e <= r; ++e)", None,
+     ["test_cuda_kernels.py"]),
+    ("disc_edge", "encode: the truncation keeps pixels only strictly inside the disc (>= r2)", "encode_device.cuh",
+     "if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) v = acc_t(0);",
+     "if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) >= r2) v = acc_t(0);", None, ["test_cuda_kernels.py"]),
+    ("no_denormal_flush", "encode: denormal results are written as they are", "encode_device.cuh",
+     "    if (v < smallest_normal<acc_t>()) v = acc_t(0);  // flush denormals (v >= 0)\n", "", None,
+     ["test_cuda_kernels.py"]),
+    ("partials_stride", "heatmap_loss: sum_partials strides by 1, not blockDim (partials counted many times)",
+     "heatmap_loss_device.cuh", "for (int64_t m = threadIdx.x; m < M; m += blockDim.x) v[0] += partial[m];",
+     "for (int64_t m = threadIdx.x; m < M; m += 1) v[0] += partial[m];", None, ["test_heatmap_loss.py"]),
+    ("missing_optin", "launchers: no cudaFuncSetAttribute opt-in past 48 KiB of shared memory", "cuda_common.cuh",
+     "  if (bytes <= kDefaultSharedBytes) return;", "  return;", None, ["test_cuda_kernels.py"]),
+]
+
+SANITIZER_FLAGS = {
+    "plain": ["-O1"],
+    "asan": ["-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"],
+    "tsan": ["-O1", "-fsanitize=thread"],
+}
+
+
+def run(cmd, log, env=None, timeout=900):
+    t0 = time.time()
+    with open(log, "w") as f:
+        try:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    return rc, time.time() - t0
+
+
+def harness(csrc, mode, work):
+    exe = os.path.join(work, f"harness_{mode}")
+    cmd = ["g++", *SANITIZER_FLAGS[mode], "-std=c++17", "-g", "-w", "-I", csrc, os.path.join(HERE, "harness.cpp"),
+           "-pthread", "-o", exe]
+    if subprocess.run(cmd, capture_output=True).returncode != 0:
+        return "build failed"
+    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66", CUDAEMU_TIMEOUT="10")
+    rc, _ = run([exe, "all"], os.path.join(work, f"harness_{mode}.log"), env, timeout=600)
+    return "caught" if rc != 0 else "missed"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "cuda_emulator_mutants.md"))
+    parser.add_argument("--only", nargs="*")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="shr-mutants-")
+    csrc = os.path.join(work, "csrc")
+    shutil.copytree(os.path.join(ROOT, "csrc"), csrc)
+    build_dir = os.path.join(work, "build")
+    print(f"unmutated build in {build_dir} ...", flush=True)
+    build(build_dir, csrc=csrc)  # the later builds recompile only the mutated translation unit
+    rows = []
+    for name, what, rel, old, new, sanitizer, tests in MUTANTS:
+        if args.only and name not in args.only:
+            continue
+        path = os.path.join(csrc, "cuda", rel)
+        original = open(path).read()
+        assert original.count(old) == 1, f"{name}: the text to mutate occurs {original.count(old)} times in {rel}"
+        t0 = time.time()
+        with open(path, "w") as f:
+            f.write(original.replace(old, new))
+        try:
+            try:
+                lib = build(build_dir, csrc=csrc)
+                built = True
+            except Exception:  # a mutant that does not compile counts as caught by the build
+                built = False
+            result = {"python": "-", "plain": "-", "sanitizer": "-"}
+            if built:
+                env = dict(os.environ, SHR_CUDA_EMU_LIB=lib, CUDAEMU_BLOCK_ORDER="shuffle", CUDAEMU_TIMEOUT="10",
+                           OMP_NUM_THREADS="1")
+                cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "cuda-emu",
+                       *[os.path.join(ROOT, "tests", t) for t in tests]]
+                rc, _ = run(cmd, os.path.join(work, f"{name}.pytest.log"), env)
+                result["python"] = "caught" if rc != 0 else "missed"
+                result["plain"] = harness(csrc, "plain", work)
+                if sanitizer:
+                    result["sanitizer"] = f"{sanitizer}: {harness(csrc, sanitizer, work)}"
+            else:
+                result = {"python": "build failed", "plain": "build failed", "sanitizer": "-"}
+        finally:
+            with open(path, "w") as f:
+                f.write(original)
+        caught = not built or any(str(v).endswith("caught") for v in result.values())
+        rows.append((name, what, result, caught, time.time() - t0))
+        print(f"{name:22s} {'CAUGHT' if caught else 'missed':7s} python {result['python']}, harness {result['plain']},"
+              f" {result['sanitizer']}  ({time.time() - t0:.0f} s)", flush=True)
+    lines = [
+        "# Mutation check of the emulated CUDA tests",
+        "",
+        f"`python tests/cuda_emu/mutants.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): each defect is",
+        "injected alone into a copy of csrc/cuda; the emulated op library and the harness are rebuilt from it. Python:",
+        "the named test files on the cuda-emu device (blocks shuffled, stop at the first failure); harness: the",
+        "standalone harness, plain and with the sanitizer named.",
+        "",
+        f"**{sum(r[3] for r in rows)} of {len(rows)} caught.**",
+        "",
+        "| mutant | defect | python tests | harness | sanitizer | caught |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, what, result, caught, _ in rows:
+        lines.append(f"| {name} | {what} | {result['python']} | {result['plain']} | {result['sanitizer']} |"
+                     f" {'yes' if caught else '**no**'} |")
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"{sum(r[3] for r in rows)} of {len(rows)} caught; table in {args.out}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
