@@ -11,21 +11,27 @@ from shr_ops.filters import gaussian_blur
 from conftest import random_landmarks
 
 
-def test_encode_rounded_and_floored_centres(device):
-    lm = torch.tensor([[[2.4, 3.6], [2.6, 3.4]]], device=device)
-    r = codecs.encode_rounded(lm, (8, 8), 1.0)
-    f = codecs.encode_floored(lm, (8, 8), 1.0)
-    # rounded: floor(x + 0.5) -> (2, 4) and (3, 3); floored: (2, 3) and (2, 3)
-    assert r[0, 0, 4, 2] == 1 and r[0, 1, 3, 3] == 1
-    assert f[0, 0, 3, 2] == 1 and f[0, 1, 3, 2] == 1
-    assert r[0, 0, 4, 3].item() == pytest.approx(math.exp(-0.5), abs=1e-6)
+def test_encode_rounded_and_fa_centres(device):
+    lm = torch.tensor([[[12.4, 13.6], [12.6, 13.4], [12.5, 13.5]]], device=device)
+    r = codecs.encode_rounded(lm, (24, 24), 1.0)
+    f = codecs.encode_fa(lm, (24, 24), 2.0)
+    # both round: int(x + 0.5) -> (12, 14), (13, 13), (13, 14) (half up)
+    for h in (r, f):
+        assert [divmod(int(m.argmax()), 24) for m in h[0]] == [(14, 12), (13, 13), (14, 13)]
+        assert (h[0].flatten(-2).amax(-1) == 1).all()
+    assert r[0, 0, 14, 13].item() == pytest.approx(math.exp(-0.5), abs=1e-6)
+    assert f[0, 0, 14, 13].item() == pytest.approx(math.exp(-0.5 / 3.25 ** 2), abs=1e-6)  # std 3.25
 
 
-def test_baseline_encoders_truncate_at_three_sigma_square(device):
+def test_baseline_encoders_truncate_at_their_squares(device):
     lm = torch.tensor([[[10.3, 10.0]]], device=device)
-    for enc in (codecs.encode_rounded, codecs.encode_floored, codecs.encode_udp):
+    for enc in (codecs.encode_rounded, codecs.encode_udp):
         h = enc(lm, (21, 21), 1.0)[0, 0].cpu()
         assert h[10, 13] > 0 and h[10, 14] == 0 and h[13, 10] > 0 and h[14, 10] == 0  # |d| <= 3 kept
+        h = enc(lm, (21, 21), 1.5)[0, 0].cpu()  # 10 points, offsets -5..4 (mmpose's arange(0, 10))
+        assert h[10, 5] > 0 and h[10, 4] == 0 and h[10, 14] > 0 and h[10, 15] == 0
+    h = codecs.encode_fa(torch.tensor([[[30.0, 30.0]]], device=device), (64, 64), 2.0)[0, 0].cpu()
+    assert (h > 0).sum() == 13 * 13 and h[24:37, 24:37].min() > 0  # the 13 x 13 kernel
 
 
 def test_encode_udp_is_exact_inside_its_square(device):
@@ -40,7 +46,7 @@ def test_encoders_missing_landmarks(device):
     lm = torch.tensor([[[float("nan"), 3.0], [4.0, 4.0]]], device=device)
     vis = torch.tensor([[True, False]], device=device)
     for enc in codecs.ENCODERS.values():
-        h = enc(lm, (8, 8), 1.0, visible=vis)
+        h = enc(lm, (8, 8), 2.0, visible=vis)
         assert torch.all(h == 0)
 
 
@@ -60,14 +66,43 @@ def test_decode_quarter_shift_direction(device):
     assert codecs.decode_quarter(h)[0, 0].tolist() == [5.0, 4.75]
 
 
-def test_decode_quarter_border_rule(device):
-    # HRNet shifts only where 1 < x < W - 1 and 1 < y < H - 1.
-    h = _peak_map(device, i=5, j=1)
-    h[0, 0, 5, 2] = 0.5
-    assert codecs.decode_quarter(h)[0, 0].tolist() == [1.0, 5.0]
-    h = _peak_map(device, i=5, j=2)
-    h[0, 0, 5, 3] = 0.5
-    assert codecs.decode_quarter(h)[0, 0].tolist() == [2.25, 5.0]
+def test_decode_quarter_border_rules(device):
+    # both rules: x moves only where 1 < x < W - 1
+    for rule in codecs.QUARTER_RULES:
+        h = _peak_map(device, i=5, j=1)
+        h[0, 0, 5, 2] = 0.5
+        assert codecs.decode_quarter(h, rule=rule)[0, 0].tolist() == [1.0, 5.0]
+        h = _peak_map(device, i=5, j=2)
+        h[0, 0, 5, 3] = 0.5
+        assert codecs.decode_quarter(h, rule=rule)[0, 0].tolist() == [2.25, 5.0]
+    # mmpose tests each axis alone (x needs y > 0, y needs x > 0); HRNet needs both inside 1 < . < S - 1
+    h = _peak_map(device, i=1, j=5)
+    h[0, 0, 1, 6] = 0.5
+    h[0, 0, 2, 5] = 0.5
+    assert codecs.decode_quarter(h)[0, 0].tolist() == [5.25, 1.0]
+    assert codecs.decode_quarter(h, rule="hrnet")[0, 0].tolist() == [5.0, 1.0]
+    h = _peak_map(device, i=0, j=5)
+    h[0, 0, 0, 6] = 0.5
+    assert codecs.decode_quarter(h)[0, 0].tolist() == [5.0, 0.0]  # y = 0: no x move
+
+
+def test_decode_fa_border_rule(device):
+    # face-alignment: both axes move where 0 < x < 63 and 0 < y < 63 (min(63, S - 1) on small maps)
+    h = _peak_map(device, i=1, j=1)
+    h[0, 0, 1, 2] = 0.5
+    h[0, 0, 0, 1] = 0.5
+    assert codecs.decode_fa(h)[0, 0].tolist() == [1.25, 0.75]
+    h = _peak_map(device, i=5, j=10)  # last column of an 11-wide map
+    assert codecs.decode_fa(h)[0, 0].tolist() == [10.0, 5.0]
+    g = torch.zeros(1, 1, 80, 80, device=device)
+    g[0, 0, 40, 63] = 1.0
+    g[0, 0, 40, 64] = 0.5
+    g[0, 0, 41, 62] = 0.5
+    assert codecs.decode_fa(g)[0, 0].tolist() == [63.0, 40.0]  # x = 63: its literal 63
+    g[0, 0, 40, 63] = 0.0
+    g[0, 0, 40, 62] = 1.0
+    g[0, 0, 40, 61] = 0.5
+    assert codecs.decode_fa(g)[0, 0].tolist() == [61.75, 40.25]
 
 
 def test_decode_argmax_first_maximum(device):
@@ -112,7 +147,8 @@ def test_decode_integral_symmetric_and_bias(device):
 @pytest.mark.parametrize(
     "encoder, decoder, bound",
     # rounded + quarter: a rounded-centre map has equal neighbours, so the 1/4 shift never fires.
-    [("rounded", "argmax", math.sqrt(0.5)), ("floored", "argmax", math.sqrt(2.0)),
+    # fa + fa: at margin 6 no landmark is within face-alignment's 5 px edge shift.
+    [("rounded", "argmax", math.sqrt(0.5)), ("fa", "fa", math.sqrt(0.5)),
      ("rounded", "quarter", math.sqrt(0.5)),
      ("shr", "shr", 0.02), ("shr", "dark", 5e-3), ("udp", "udp", 5e-3)],
 )
@@ -159,6 +195,11 @@ def test_codec_registry():
         codecs.make_decoder("nope", 2.0)
 
 
+def test_blur_kernel_for_follows_mmpose():
+    # MSRAHeatmap's docstring: ks 3 for sigma ~1, 7 for ~1.5, 11 for 2, 17 for ~3
+    assert [codecs.blur_kernel_for(s) for s in (1.0, 1.5, 2.0, 2.5, 3.0)] == [3, 7, 11, 13, 17]
+
+
 def test_codecs_bad_input():
     with pytest.raises(ValueError, match="landmarks must have shape"):
         codecs.encode_rounded(torch.zeros(3, 3), (8, 8), 1.0)
@@ -170,3 +211,9 @@ def test_codecs_bad_input():
         codecs.decode_udp(torch.zeros(1, 1, 8, 8), blur_kernel=4)
     with pytest.raises(ValueError, match="beta"):
         codecs.decode_integral(torch.zeros(1, 1, 8, 8), beta=0.0)
+    with pytest.raises(ValueError, match="encode_fa: sigma must be 2"):
+        codecs.encode_fa(torch.zeros(3, 2), (8, 8), 1.5)
+    with pytest.raises(ValueError, match="encode_fa: sigma must be 2"):
+        codecs.get_codec("fa", 3.0).encode(torch.zeros(3, 2), (8, 8))
+    with pytest.raises(ValueError, match="rule must be one of"):
+        codecs.decode_quarter(torch.zeros(1, 1, 8, 8), rule="nope")

@@ -11,7 +11,12 @@ encoder's bias is kept):
   network  a network-like output: amplitude U(0.5, 1) per map, blurred by a Gaussian of
            0.5 sigma (wider peak), + N(0, 0.03^2) per pixel
 All errors are Euclidean distances to the true continuous landmark, in heatmap pixels (faces:
-image pixels and % of the inter-ocular distance).
+image pixels and % of the inter-ocular distance). Every baseline is its project's own pipeline
+(shr_ops.codecs: face-alignment 1.5, mmpose's MSRA/DARK/UDP, OpenCV's blur), landmark to decoded
+position; face-alignment draws with sigma 2 only, so its rows exist at sigma 2 only.
+
+The edge study puts landmarks at a controlled distance from the frame edge (the edge of a W-px
+map is at x = -0.5 and x = W - 0.5): the distance of a landmark is that of its nearest coordinate.
 """
 from __future__ import annotations
 
@@ -37,8 +42,13 @@ BLURS = (None, 1.0, 1.5, 2.0)  # the SHR decoder's optional Gaussian pre-filter
 TEMPERATURES = (1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 30.0, 40.0, 60.0)
 BETAS = (1.0, 5.0, 10.0, 20.0, 50.0)
 CONDITIONS = ("clean", "noise", "network")
-ENCODERS = ("shr", "rounded", "floored", "udp")
-FIXED_DECODERS = ("argmax", "quarter", "dark", "udp")
+# The encoders of the study: shr_ops.codecs.ENCODERS, and face-alignment's without its edge shift.
+ENCODERS = ("shr", "rounded", "udp", "fa", "fa-centred")
+FIXED_DECODERS = ("argmax", "quarter", "fa", "dark", "udp")
+# The rows of the main table: the named codecs, then face-alignment with its edge shift turned off.
+STUDY_CODECS = tuple((name, enc, dec) for name, (enc, dec, _src) in codecs.CODEC_TABLE.items()) + (
+    ("fa, edge shift off", "fa-centred", "fa"),)
+EDGE_BINS = ((0.5, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, float("inf")))  # distance to the frame edge (px)
 
 
 @dataclass
@@ -55,8 +65,8 @@ class Config:
 
 
 def random_landmarks(n: int, size: int, g: torch.Generator) -> Tensor:
-    """Tensor[n, 1, 2] uniform in [4, size - 5]: away from the border (its effect is a
-    property of the window clipping, not of the codec)."""
+    """Tensor[n, 1, 2] uniform in [4, size - 5]: away from the frame edge, which edge_study
+    measures apart."""
     return 4 + torch.rand(n, 1, 2, generator=g, dtype=torch.float64) * (size - 9)
 
 
@@ -73,7 +83,14 @@ def degrade(heat: Tensor, condition: str, sigma: float, g: torch.Generator) -> T
 
 
 def encode_with(encoder: str, lm: Tensor, size: int, sigma: float) -> Tensor:
+    if encoder == "fa-centred":
+        return codecs.encode_fa(lm, (size, size), sigma, edge_shift=False)
     return codecs.ENCODERS[encoder](lm, (size, size), sigma)
+
+
+def encodes_at(encoder: str, sigma: float) -> bool:
+    """Whether the study runs `encoder` at `sigma` (face-alignment's draws with sigma 2 only)."""
+    return not encoder.startswith("fa") or sigma == codecs.FA_SIGMA
 
 
 def errors(pred: Tensor, truth: Tensor) -> Tensor:
@@ -126,7 +143,7 @@ def pair_matrix(cfg: Config, betas: dict) -> list[dict]:
         decoders = {d: codecs.make_decoder(d, sigma) for d in FIXED_DECODERS}
         decoders["integral"] = codecs.make_decoder("integral", sigma, beta=betas[sigma])
         decoders["shr"] = codecs.make_decoder("shr", sigma)
-        for enc in ENCODERS:
+        for enc in (e for e in ENCODERS if encodes_at(e, sigma)):
             heat = encode_with(enc, lm, size, sigma).float()
             for cond in CONDITIONS:
                 maps = degrade(heat, cond, sigma, torch.Generator().manual_seed(cfg.seed + 1))
@@ -165,25 +182,73 @@ def face_study(cfg: Config, betas: dict, sigma: float) -> list[dict]:
     return rows
 
 
-def border_study(cfg: Config, sigma: float, size: int = 64) -> list[dict]:
-    """Clean maps of landmarks at distance d from the left edge (d measured to the frame edge
-    at x = -0.5): where the window is clipped and a pre-filter sees the zero border."""
-    rows = []
-    for d in (0.5, 1.0, 2.0, 3.0, 4.0, 6.0):
-        g = torch.Generator().manual_seed(cfg.seed + 4)
-        n = max(64, cfg.points // 16)
-        x = torch.full((n, 1, 1), d - 0.5, dtype=torch.float64) + torch.rand(n, 1, 1, generator=g, dtype=torch.float64)
-        y = 8 + torch.rand(n, 1, 1, generator=g, dtype=torch.float64) * (size - 17)
-        lm = torch.cat([x, y], dim=-1)
-        heat = shr_ops.encode(lm, (size, size), sigma)
-        row = dict(distance=d)
-        for name, fn in (("shr", codecs.make_decoder("shr", sigma)),
-                         ("shr without pre-filter (window 9, t 10)",
-                          lambda h: shr_ops.decode(h, window=9, temperature=10.0, blur=None)),
-                         ("dark", codecs.make_decoder("dark", sigma)), ("udp", codecs.make_decoder("udp", sigma))):
-            row[name] = errors(fn(heat), lm).mean().item()
-        rows.append(row)
+def edge_landmarks(cfg: Config, size: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """(landmarks Tensor[n, 1, 2], their distance to the frame edge Tensor[n], interior Tensor[n]
+    bool): first cfg.points with one coordinate at a distance d ~ U[0.5, 6.5) from a random side of
+    the frame (0.5: the outermost pixel centre), the other uniform where it is no nearer to an edge;
+    then cfg.points / 2 in the interior (interior True), every coordinate more than 3 px from the
+    edge. All in [0, S - 1]."""
+    n_near, n_far = cfg.points, cfg.points // 2
+    d = 0.5 + 6.0 * torch.rand(n_near, generator=g, dtype=torch.float64)
+    along = (d - 0.5) + torch.rand(n_near, generator=g, dtype=torch.float64) * (size - 2 * d)
+    across = torch.where(torch.rand(n_near, generator=g) < 0.5, d - 0.5, size - 0.5 - d)
+    swap = torch.rand(n_near, generator=g) < 0.5
+    near = torch.stack([torch.where(swap, along, across), torch.where(swap, across, along)], -1)
+    far = 2.5 + torch.rand(n_far, 2, generator=g, dtype=torch.float64) * (size - 6)
+    lm = torch.cat([near, far])[:, None, :]
+    dist = torch.minimum(lm + 0.5, size - 0.5 - lm).amin(-1).squeeze(-1)
+    interior = torch.arange(len(lm)) >= n_near
+    return lm, dist, interior
+
+
+def edge_decoders(sigma: float, betas: dict) -> dict:
+    """name -> (encoder, decoder fn): the study's codecs and SHR's decoder without its pre-filter."""
+    rows = {name: (enc, codecs.make_decoder(dec, sigma, **({"beta": betas[sigma]} if dec == "integral" else {})))
+            for name, enc, dec in STUDY_CODECS}
+    rows["shr without pre-filter (window 9, t 10)"] = (
+        "shr", lambda h: shr_ops.decode(h, window=9, temperature=10.0, blur=None))
     return rows
+
+
+def edge_study(cfg: Config, betas: dict, sigma: float, size: int = 64) -> dict:
+    """Error against the distance to the frame edge, every codec, every condition: per landmark
+    (for the figure) and as mean / max per EDGE_BINS bin (for the table: the near-edge landmarks in
+    the bins below 3 px, the interior ones in the last)."""
+    lm, dist, interior = edge_landmarks(cfg, size, torch.Generator().manual_seed(cfg.seed + 4))
+    errs = {}
+    for name, (enc, fn) in edge_decoders(sigma, betas).items():
+        heat = encode_with(enc, lm, size, sigma).float()
+        for cond in CONDITIONS:
+            maps = degrade(heat, cond, sigma, torch.Generator().manual_seed(cfg.seed + 5))
+            errs[(name, cond)] = errors(fn(maps), lm)
+    bins = {}
+    for key, err in errs.items():
+        for lo, hi in EDGE_BINS:
+            sel = (dist >= lo) & (dist < hi) & (interior if hi == float("inf") else ~interior)
+            bins[key + (lo,)] = dict(mean=err[sel].mean().item(), max=err[sel].max().item(), n=int(sel.sum()))
+    return dict(distance=dist, interior=interior, errors=errs, bins=bins, names=list(edge_decoders(sigma, betas)))
+
+
+def write_edge_plot(out_dir: str, edge: dict, sigma: float) -> str:
+    """Mean error against the distance to the frame edge (0.25 px bins of the near-edge landmarks),
+    one line per codec."""
+    plt = plots.pyplot()
+    dist = torch.where(edge["interior"], torch.full_like(edge["distance"], float("inf")), edge["distance"])
+    edges = torch.arange(0.5, 6.5 + 1e-9, 0.25, dtype=torch.float64)
+    centres = ((edges[:-1] + edges[1:]) / 2).numpy()
+    fig, axes = plt.subplots(1, len(CONDITIONS), figsize=(5 * len(CONDITIONS), 4), sharey=True)
+    for ax, cond in zip(axes, CONDITIONS):
+        for name in edge["names"]:
+            err = edge["errors"][(name, cond)]
+            means = [err[(dist >= a) & (dist < b)].mean().item() for a, b in zip(edges[:-1], edges[1:])]
+            ax.plot(centres, means, "-", marker=".", label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("distance of the nearest coordinate to the frame edge (heatmap px)")
+        ax.set_title(f"64x64, sigma = {sigma}, {cond} maps")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("mean error (heatmap px)")
+    axes[-1].legend(fontsize=7)
+    return plots.save(fig, os.path.join(out_dir, "figures", "codec_error_vs_edge_distance.png"))
 
 
 # ------------------------------------------------------------------------------ choice of defaults
@@ -211,6 +276,8 @@ def choose_defaults(sweep: list[dict], clean_target: float = 0.005, blur=...) ->
 
 
 def _fmt(x: float) -> str:
+    if x != x:  # NaN: a cell the study does not run (face-alignment at sigma != 2)
+        return "—"
     return f"{x:.4f}" if x < 10 else f"{x:.2f}"
 
 
@@ -246,7 +313,7 @@ def write_plots(out_dir: str, sweep: list[dict], matrix: list[dict], defaults: d
     # 2. Named codecs: error vs sigma at 64x64, clean and network.
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for ax, cond in zip(axes, ("clean", "network")):
-        for name, (enc, dec, _src) in codecs.CODEC_TABLE.items():
+        for name, enc, dec in STUDY_CODECS:
             pts = sorted((r["sigma"], r["mean"]) for r in matrix if r["size"] == 64 and r["encoder"] == enc
                          and r["decoder"] == dec and r["condition"] == cond)
             ax.plot(*zip(*pts), "o-", label=name)
@@ -267,11 +334,11 @@ def write_distribution_plot(out_dir: str, cfg: Config, betas: dict, sigma: float
     lm = random_landmarks(cfg.points, size, g)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for ax, cond in zip(axes, ("clean", "network")):
-        for name in codecs.CODEC_TABLE:
-            codec = study_codec(name, sigma, betas)
-            heat = codec.encode(lm, (size, size)).float()
+        for name, enc, dec in STUDY_CODECS:
+            heat = encode_with(enc, lm, size, sigma).float()
             maps = degrade(heat, cond, sigma, torch.Generator().manual_seed(cfg.seed + 1))
-            err = errors(codec.decode(maps), lm).sort().values
+            fn = codecs.make_decoder(dec, sigma, **({"beta": betas[sigma]} if dec == "integral" else {}))
+            err = errors(fn(maps), lm).sort().values
             frac = torch.arange(1, err.numel() + 1, dtype=torch.float64) / err.numel()
             ax.plot(err.clamp_min(1e-5).numpy(), frac.numpy(), label=name)
         ax.set_xscale("log")
@@ -291,9 +358,10 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
     matrix = pair_matrix(cfg, betas)
     sigma = shr_ops.defaults.DEFAULT_SIGMA
     faces = face_study(cfg, betas, sigma)
-    border = border_study(cfg, sigma)
+    edge = edge_study(cfg, betas, sigma)
     os.makedirs(out_dir, exist_ok=True)
-    figures = write_plots(out_dir, sweep, matrix, chosen) + [write_distribution_plot(out_dir, cfg, betas, sigma)]
+    figures = write_plots(out_dir, sweep, matrix, chosen) + [write_distribution_plot(out_dir, cfg, betas, sigma),
+                                                              write_edge_plot(out_dir, edge, sigma)]
 
     def cell(size, sig, enc, dec, cond, key="mean"):
         for r in matrix:
@@ -321,15 +389,19 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
         "| codec | encoder | decoder | clean mean | clean p95 | noise mean | network mean | network p95 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, (enc, dec, src) in codecs.CODEC_TABLE.items():
+    for name, enc, dec in STUDY_CODECS:
         lines.append(
             f"| {name} | {enc} | {dec} | {_fmt(cell(64, sigma, enc, dec, 'clean'))} | "
             f"{_fmt(cell(64, sigma, enc, dec, 'clean', 'p95'))} | {_fmt(cell(64, sigma, enc, dec, 'noise'))} | "
             f"{_fmt(cell(64, sigma, enc, dec, 'network'))} | {_fmt(cell(64, sigma, enc, dec, 'network', 'p95'))} |")
-    lines += ["", "Sources: " + "; ".join(f"**{n}**: {s}" for n, (_, _, s) in codecs.CODEC_TABLE.items()) + ".",
+    lines += ["", "Sources (each its project's own pipeline; the conventions are in shr_ops/codecs.py's docstring): "
+              + "; ".join(f"**{n}**: {s}" for n, (_, _, s) in codecs.CODEC_TABLE.items())
+              + "; **fa, edge shift off**: face-alignment with draw_gaussian's top/left edge shift turned off "
+              "(`encode_fa(edge_shift=False)`), the kernel drawn at its centre pixel.",
               f" The integral decoder uses the β of {list(BETAS)} that is best on clean maps at each σ "
               f"({', '.join(f'σ={s}: β={b:g}' for s, b in betas.items())}); DARK and UDP blur with "
-              f"kernel {', '.join(f'{codecs.blur_kernel_for(s)} (σ={s})' for s in cfg.sigmas)}.", ""]
+              f"OpenCV's kernel of size {', '.join(f'{codecs.blur_kernel_for(s)} (σ={s})' for s in cfg.sigmas)} "
+              "(mmpose's pairs).", ""]
 
     lines += [f"## 68-point faces: 256 px crops, 64×64 heatmaps, σ = {sigma}", "",
               "Errors in image pixels; NME in % of the outer-eye-corner distance (points 36, 45).", "",
@@ -338,14 +410,27 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
         lines.append(f"| {r['codec']} | {r['condition']} | {_fmt(r['mean'])} | {_fmt(r['p95'])} | "
                      f"{_fmt(r['max'])} | {r['nme']:.3f} |")
 
-    names = [k for k in border[0] if k != "distance"]
-    lines += ["", f"## Near the frame edge (clean 64×64 maps, σ = {sigma}; distance to the edge, x + 0.5, "
-              "uniform in [d, d + 1])", "",
-              "The window is clipped at the edge, and the pre-filter treats the outside as zero: both pull "
-              "the estimate inward. Mean error:", "",
-              "| distance d (heatmap px) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for r in border:
-        lines.append(f"| {r['distance']:g} | " + " | ".join(_fmt(r[k]) for k in names) + " |")
+    bin_names = [f"{lo:g}–{hi:g}" if hi != float("inf") else f"> {lo:g}" for lo, hi in EDGE_BINS]
+    counts = ", ".join(f"{b}: {edge['bins'][(edge['names'][0], 'clean', lo)]['n']}"
+                       for b, (lo, _) in zip(bin_names, EDGE_BINS))
+    lines += ["", f"## Near the frame edge (64×64, σ = {sigma})", "",
+              "Landmarks in [0, 63]², binned by the distance of their nearest coordinate to the frame edge "
+              "(x + 0.5 or 63.5 − x; the first bin is the outer half of the outermost pixel). One coordinate is "
+              "drawn at a distance uniform in [0.5, 6.5) from a random side, the other no nearer to an edge; "
+              f"the last bin is the interior, every coordinate more than 3 px from the edge (landmarks per bin: "
+              f"{counts}). The window of the local decoders is clipped at the edge, and a blur treats the "
+              "outside as zero: both pull an estimate inward. Mean error (heatmap px):", ""]
+    for cond in CONDITIONS:
+        lines += [f"**{cond}**" + (" (mean / max)" if cond == "clean" else ""), "",
+                  "| codec | " + " | ".join(bin_names) + " |", "|---|" + "---|" * len(bin_names)]
+        for name in edge["names"]:
+            vals = []
+            for lo, _ in EDGE_BINS:
+                b = edge["bins"][(name, cond, lo)]
+                vals.append(f"{_fmt(b['mean'])} / {_fmt(b['max'])}" if cond == "clean" else _fmt(b["mean"]))
+            lines.append(f"| {name} | " + " | ".join(vals) + " |")
+        lines.append("")
+    lines += ["![error against the distance to the edge](figures/codec_error_vs_edge_distance.png)", ""]
     lines += ["", "## Encoder × decoder, 64×64, σ = 2, mean error", ""]
     for cond in CONDITIONS:
         decs = list(FIXED_DECODERS) + ["integral", "shr"]
@@ -358,7 +443,7 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
     lines += ["## Every named codec by map size and σ (clean / network mean error)", "",
               "| codec | " + " | ".join(f"{s}² σ={g}" for s in cfg.sizes for g in cfg.sigmas) + " |",
               "|---|" + "---|" * (len(cfg.sizes) * len(cfg.sigmas))]
-    for name, (enc, dec, _) in codecs.CODEC_TABLE.items():
+    for name, enc, dec in STUDY_CODECS:
         vals = [f"{_fmt(cell(s, g, enc, dec, 'clean'))} / {_fmt(cell(s, g, enc, dec, 'network'))}"
                 for s in cfg.sizes for g in cfg.sigmas]
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
@@ -386,7 +471,8 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
               f"window = {chosen['window']}, temperature = {chosen['temperature']:g}**: clean "
               f"{_fmt(chosen['clean'])}, noise {_fmt(chosen['noise'])}, network {_fmt(chosen['network'])} px.",
               ""]
-    lines += ["## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in figures] + [""]
+    lines += ["## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in figures
+                                   if not p.endswith("codec_error_vs_edge_distance.png")] + [""]
     path = os.path.join(out_dir, "codec_study.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))
