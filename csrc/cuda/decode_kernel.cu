@@ -64,9 +64,11 @@ at::Tensor blur_maps(const at::Tensor& x, double blur) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& heatmaps, int64_t window,
                                                            double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode";
+  check_decode_args(heatmaps, window, temperature, blur);
+  check_map_limits(heatmaps.numel() / (heatmaps.size(-2) * heatmaps.size(-1)), heatmaps.size(-2) * heatmaps.size(-1),
+                   op);  // before the maps are made contiguous
   const DecodeLaunch p = prepare_decode(heatmaps, window, temperature, blur, kKernelDevice);
   if (p.empty()) return {p.coords, p.scores, p.index};
-  check_map_limits(p.maps, p.height * p.width, op);
   c10::cuda::CUDAGuard guard(p.hm.device());
   const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
   const at::Tensor hm = blur.has_value() ? blur_maps(p.hm, *blur) : p.hm;
@@ -87,10 +89,12 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
                                 const at::Tensor& heatmaps, const at::Tensor& index, int64_t window,
                                 double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode_backward";
+  check_decode_args(heatmaps, window, temperature, blur);
+  check_map_limits(heatmaps.numel() / (heatmaps.size(-2) * heatmaps.size(-1)), heatmaps.size(-2) * heatmaps.size(-1),
+                   op);  // before the maps are made contiguous
   const DecodeBackwardLaunch p =
       prepare_decode_backward(grad_coords, grad_scores, heatmaps, index, window, temperature, blur, kKernelDevice);
   if (p.empty()) return p.grad;
-  check_map_limits(p.maps, p.height * p.width, op);
   c10::cuda::CUDAGuard guard(p.hm.device());
   const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
   // With the pre-filter: the gradient w.r.t. the filtered maps (compute dtype), filtered back below.
