@@ -9,10 +9,9 @@ import torch
 
 import shr_ops
 
-from conftest import needs_cuda, random_landmarks
+from conftest import random_landmarks
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_torch_compile_fullgraph(device):
     def roundtrip_loss(lm, target):
         heat = shr_ops.encode(lm, (32, 32), 1.5)

@@ -1,7 +1,6 @@
 // cudaemu.h: run the device code of CUDA kernels on a CPU, for tests on machines without a GPU.
-// (Grown from the prototype in the team's shared/cudaemu; this copy is the project's.)
 //
-// One std::thread per CUDA thread of a block, the blocks of a grid one after another (order set by
+// One OS thread per CUDA thread of a block (kept in a pool across launches), the blocks of a grid one after another (order set by
 // CUDAEMU_BLOCK_ORDER = forward | reverse | shuffle). __syncthreads is a block barrier; warp
 // shuffles (*_sync, full-warp masks) go through a per-warp exchange buffer between two warp
 // barriers. __shared__ is `static` (one block at a time, so one copy per block); the dynamic
@@ -15,7 +14,8 @@
 // -fsanitize=thread (missing barriers: the barriers synchronise through atomics that TSan sees).
 //
 // Checks besides the sanitizers (each counts an error; a deadlock aborts after CUDAEMU_TIMEOUT s):
-// launch limits (1024 threads, 48 KiB dynamic shared memory, grid sizes), a barrier reached from
+// launch limits (1024 threads, grid sizes, 48 KiB of dynamic shared memory unless the kernel was
+// given more with cudaFuncSetAttribute, up to 227 KiB), a barrier reached from
 // different source lines or a different number of times by the threads of a block, shuffles whose
 // mask is not the warp's full mask or that read a lane that has exited, CUDA_KERNEL_ASSERT.
 // Not modelled: lock-step warps, memory ordering weaker than the barriers, fast-math / device libm
@@ -123,7 +123,6 @@ inline size_t max_dynamic_smem(const void* kernel) {
   return it == g_max_dynamic_smem.end() ? size_t(48 * 1024) : size_t(it->second);
 }
 
-inline std::atomic<uint64_t> g_launches{0};  // kernel launches so far
 inline std::mutex g_launch_mutex;
 
 inline double env_num(const char* name, double dflt) {
@@ -372,7 +371,6 @@ int launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&..
     return 1;
   }
   std::lock_guard<std::mutex> lock(g_launch_mutex);  // one launch at a time: __shared__ is one static copy
-  ++g_launches;
   const Options opt = options();
   g_blockDim = block;
   g_gridDim = grid;
