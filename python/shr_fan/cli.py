@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 
 def _train_args(p: argparse.ArgumentParser, defaults) -> None:
@@ -43,6 +44,8 @@ def _train_args(p: argparse.ArgumentParser, defaults) -> None:
                    help="training data: synthetic faces or a benchmark read from --data-root")
     p.add_argument("--data-root", default=None, help="the benchmark's folder, as distributed (see README)")
     p.add_argument("--split", default=None, help="the benchmark's training split (default: train)")
+    p.add_argument("--ops", default=defaults.ops, choices=["compiled", "reference"],
+                   help="encode/decode/heatmap_loss from shr_ops' compiled kernels or from shr_ops.reference")
     p.add_argument("--fused-loss", action="store_true",
                    help="render the SHR targets inside the loss (shr_ops.heatmap_loss) instead of storing them")
 
@@ -57,7 +60,7 @@ def _config(args):
                        consistency_warmup=args.consistency_warmup,
                        consistency_stacks=args.consistency_stacks, stop_gradient=args.stop_gradient,
                        dataset=args.dataset, data_root=args.data_root, split=args.split,
-                       fused_loss=args.fused_loss)
+                       fused_loss=args.fused_loss, ops=args.ops)
 
 
 def _print_eval(results: dict) -> None:
@@ -87,6 +90,7 @@ def main(argv=None) -> int:
     e.add_argument("--n", type=int, default=256)
     e.add_argument("--decoders", nargs="+", default=["shr", "hrnet"])
     e.add_argument("--device", default=d.device)
+    e.add_argument("--ops", default="compiled", choices=["compiled", "reference"])
     e.add_argument("--ced", default=None, help="write the CED plot here (PNG)")
     e.add_argument("--dataset", default="synthetic", choices=["synthetic", "300w", "wflw", "cofw", "aflw"])
     e.add_argument("--data-root", default=None, help="the benchmark's folder, as distributed (see README)")
@@ -101,6 +105,7 @@ def main(argv=None) -> int:
                     help="face box in image pixels (default: the whole image)")
     pr.add_argument("--decoder", default="shr", help="a shr_ops.codecs codec name (shr, hrnet, dark, ...)")
     pr.add_argument("--out", default="predictions")
+    pr.add_argument("--ops", default="compiled", choices=["compiled", "reference"])
     pr.add_argument("--device", default=d.device)
     sm = sub.add_parser("samples", help="a PNG grid of synthetic faces with their landmarks")
     sm.add_argument("--out", default="docs/synthetic_samples.png")
@@ -150,6 +155,7 @@ def main(argv=None) -> int:
         from .train import load_model
 
         model, cfg = load_model(args.checkpoint, args.device)
+        cfg = replace(cfg, ops=args.ops)
         if args.dataset == "synthetic":
             _print_eval(evaluate(model, cfg, n=args.n, decoders=args.decoders, device=args.device, ced_path=args.ced))
             return 0
@@ -185,6 +191,7 @@ def main(argv=None) -> int:
         from .train import load_model
 
         model, cfg = load_model(args.checkpoint, args.device)
+        cfg = replace(cfg, ops=args.ops)
         for r in predict_paths(model, cfg, args.path, args.out, box=args.box, decoder=args.decoder,
                                device=args.device):
             print(f"{r['image']}: {len(r['landmarks'])} landmarks -> {args.out}")

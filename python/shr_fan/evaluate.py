@@ -7,9 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from shr_ops import codecs
-
-from . import metrics, plots
+from . import backend, metrics, plots
 from .data import Augment, FaceCrops, SyntheticFaces, apply_affine, crop_matrix, invert_affine
 from .synthetic import SynthConfig
 from .train import TrainConfig, decode_to_crop
@@ -53,7 +51,7 @@ def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet")
     norm = metrics.inter_ocular(gt)
     results = {}
     for name in decoders:
-        pred = decode_to_crop(codecs.get_codec(name, cfg.sigma), heat, cfg).numpy()
+        pred = decode_to_crop(backend.get_codec(name, cfg.sigma, cfg.ops), heat, cfg).numpy()
         results[name] = metrics.summary(pred, gt, norm)
     mean_pred = np.broadcast_to(mean_shape_baseline(cfg) if mean_shape is None else mean_shape, gt.shape)
     results["mean shape"] = metrics.summary(mean_pred, gt, norm)
@@ -103,7 +101,7 @@ def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrne
     boxes = np.stack([dataset.annotation_box(i) for i in range(len(dataset))])
     preds = {}
     for name in decoders:
-        crop_pts = decode_to_crop(codecs.get_codec(name, cfg.sigma), heat, cfg).numpy()
+        crop_pts = decode_to_crop(backend.get_codec(name, cfg.sigma, cfg.ops), heat, cfg).numpy()
         preds[name] = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(crop_pts, matrices)])
     if mean_shape is not None:
         preds["mean shape"] = np.stack([apply_affine(mean_shape, invert_affine(m)) for m in matrices])

@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from shr_ops import codecs
-
+from . import backend
 from .data import apply_affine, crop_matrix, invert_affine, to_tensor, warp
 from .train import TrainConfig, decode_to_crop
 
@@ -30,7 +29,7 @@ def predict_image(model, cfg: TrainConfig, image_bgr: np.ndarray, box, decoder: 
     matrix = crop_matrix(np.asarray(box, dtype=np.float64), cfg.crop)
     crop = warp(image_bgr, matrix, cfg.crop)
     heat = model(to_tensor(crop)[None].to(device))[-1].float().cpu()
-    crop_pts = decode_to_crop(codecs.get_codec(decoder, cfg.sigma), heat, cfg)[0].numpy()
+    crop_pts = decode_to_crop(backend.get_codec(decoder, cfg.sigma, cfg.ops), heat, cfg)[0].numpy()
     return apply_affine(crop_pts, invert_affine(matrix))
 
 

@@ -46,7 +46,7 @@ from torch.utils.data.distributed import DistributedSampler
 import shr_ops
 from shr_ops import codecs, coords
 
-from . import consistency
+from . import backend, consistency
 from .data import Augment, EpochCycle, FaceCrops, SyntheticFaces
 from .model import FAN, PRESETS
 
@@ -81,6 +81,7 @@ class TrainConfig:
     data_root: str | None = None  # the benchmark's folder as distributed
     split: str | None = None  # training split of the benchmark (None: its train split)
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    ops: str = "compiled"  # "compiled" (shr_ops' kernels) or "reference" (shr_ops.reference): shr_fan.backend
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -163,7 +164,8 @@ def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks:
     check_fused_loss(codec)
     size = heatmap_size(cfg)
     hm = coords.image_to_heatmap(landmarks, cfg.crop / size).float()
-    return sum(shr_ops.heatmap_loss(o, hm, codec.sigma, foreground_weight=cfg.foreground_weight,
+    fused = backend.get_ops(cfg.ops).heatmap_loss
+    return sum(fused(o, hm, codec.sigma, foreground_weight=cfg.foreground_weight,
                                     threshold=FOREGROUND_THRESHOLD, scale=cfg.target_scale) for o in outputs)
 
 
@@ -195,7 +197,8 @@ def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: to
                 foreground_weight=cfg.foreground_weight, threshold=FOREGROUND_THRESHOLD * cfg.target_scale)
         else:
             total = total + consistency.coordinate_consistency(h_a, h_b, t_ab.to(h_a.device), order,
-                                                               stop_gradient=cfg.stop_gradient)
+                                                               stop_gradient=cfg.stop_gradient,
+                                                               decode=backend.get_ops(cfg.ops).decode)
     return total
 
 
@@ -271,7 +274,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     random.seed(cfg.seed)
-    codec = codecs.get_codec(cfg.codec, cfg.sigma)
+    codec = backend.get_codec(cfg.codec, cfg.sigma, cfg.ops)
     if cfg.fused_loss:
         check_fused_loss(codec)
     model = build_model(cfg).to(device)
@@ -308,6 +311,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     net.train()
     t0 = time.time()
     seen, last_loss, last_cons, stopped_early = 0, math.nan, math.nan, False
+    history = []  # (step, loss) of every step of this invocation
     for batch in loader:
         if step >= cfg.steps:
             break
@@ -331,6 +335,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         step += 1
         seen += images.shape[0] * world
         last_loss = loss.item()
+        history.append((step, last_loss))
         if not math.isfinite(last_loss):
             raise FloatingPointError(f"training diverged at step {step}: loss = {last_loss}")
         elapsed = time.time() - t0
@@ -361,7 +366,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     elapsed = time.time() - t0
     return dict(step=step, loss=last_loss, consistency=last_cons, seconds=elapsed,
                 images_per_s=seen / max(elapsed, 1e-9), stopped_early=stopped_early, checkpoint=ckpt_path,
-                rank=rank, world_size=world)
+                rank=rank, world_size=world, history=history)
 
 
 class _Log:
