@@ -9,7 +9,9 @@ import torch
 from shr_fan import backend
 from shr_fan.data import SyntheticFaces
 from shr_fan.evaluate import TEST_SEED, evaluate
-from shr_fan.train import TrainConfig, load_model, train
+from shr_fan.checkpoint import load_model
+from shr_fan.config import TrainConfig
+from shr_fan.train import train
 
 COMPILED_OPS = ("encode", "encode_out", "encode_backward", "decode", "decode_backward", "heatmap_loss",
                 "heatmap_loss_backward")

@@ -10,7 +10,9 @@ from torch.utils.data import DataLoader
 from . import backend, metrics, plots
 from .data import Augment, FaceCrops, SyntheticFaces, apply_affine, crop_matrix, invert_affine
 from .synthetic import SynthConfig
-from .train import TrainConfig, decode_to_crop
+from .config import TrainConfig
+from .errors import UserError
+from .geometry import decode_to_crop
 
 TEST_SEED = 1_000_003  # the fixed synthetic test set: disjoint from any training seed below 10^6
 
@@ -86,9 +88,9 @@ def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrne
     normalisers = tuple(normalisers or spec.normalisers)
     ks = tuple(ks or spec.ks)
     if len(dataset) == 0:
-        raise ValueError(f"{dataset.name} {getattr(dataset, 'split', '')}: no faces to evaluate")
+        raise UserError(f"{dataset.name} {getattr(dataset, 'split', '')}: no faces to evaluate")
     if model.config.num_landmarks != dataset.num_landmarks:
-        raise ValueError(f"the model predicts {model.config.num_landmarks} landmarks, {dataset.name} has "
+        raise UserError(f"the model predicts {model.config.num_landmarks} landmarks, {dataset.name} has "
                          f"{dataset.num_landmarks}: evaluate a checkpoint trained on this benchmark")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     model = model.to(device).eval()
