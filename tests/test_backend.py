@@ -115,3 +115,21 @@ def test_reference_codecs_run_on_the_reference_ops(monkeypatch):
         assert codec.decode(heat).shape == (1, 2, 2)
     with pytest.raises(ValueError, match="unknown ops backend 'fast'"):
         backend.get_ops("fast")
+
+
+def test_the_backend_benchmark_runs(tmp_path, capsys):
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_backends.py"
+    spec = importlib.util.spec_from_file_location("train_backends", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--crop", "64", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--repeats", "1",
+                       "--device", "cpu", "--json", str(tmp_path / "b.json")]) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["ops"], r["loss"]) for r in rows] == [("compiled", "encode + MSE"), ("reference", "encode + MSE"),
+                                                    ("compiled", "fused heatmap_loss"),
+                                                    ("reference", "fused heatmap_loss")]
+    assert all(r["median"] > 0 for r in rows) and rows[0]["median_ratio"] == 1.0
