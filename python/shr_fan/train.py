@@ -161,6 +161,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         elapsed_before = state.get("progress", {}).get("elapsed", 0.0)
     start_step = step
     if lead:
+        if not resume and os.path.exists(ckpt_path):  # --overwrite: the old run's state goes now, not at step 1
+            os.remove(ckpt_path)
         with open(os.path.join(cfg.out, "config.json"), "w") as f:
             json.dump(cfg.to_dict(), f, indent=2)
     net = model
