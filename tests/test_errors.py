@@ -88,7 +88,7 @@ def test_device_cuda_without_a_gpu(tmp_path, capsys):
 def test_unwritable_out(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     fails(capsys, ["train", *TINY, "--out", str(tmp_path / "file" / "run")], "--out", "cannot create the folder")
-    fails(capsys, ["samples", "--out", str(tmp_path / "file" / "s.png")], "--out", "cannot create the folder")
+    fails(capsys, ["samples", "--out", str(tmp_path / "file" / "s.png")], "--out", "file is a file, not a folder")
 
 
 def test_resume_errors(run, tmp_path, capsys):

@@ -220,6 +220,8 @@ def _samples(args) -> int:
     from .synthetic import sample_grid
 
     folder = os.path.dirname(args.out) or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"--out {args.out}: {folder} is a file, not a folder")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
