@@ -1,6 +1,6 @@
 """Coordinate maps between an image (crop) and its heatmaps.
 
-The convention of the whole project (DESIGN.md): pixel (row i, col j) has its centre at
+The convention of the whole project (docs/coordinates.md): pixel (row i, col j) has its centre at
 x = j, y = i, so an image of width W spans x in [-0.5, W - 0.5]. A heatmap with stride s covers
 the same area with s x s image pixels per heatmap pixel:
 

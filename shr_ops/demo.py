@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     g = torch.Generator().manual_seed(args.seed)
     n = args.size
-    # Continuous landmarks at least 4 px inside the frame, in heatmap pixels (DESIGN.md convention).
+    # Continuous landmarks at least 4 px inside the frame, in heatmap pixels (docs/coordinates.md).
     lm = (4 + torch.rand(args.batch, args.points, 2, generator=g, dtype=torch.float64) * (n - 9)).to(device)
 
     print(f"\nRound trip on clean maps: B={args.batch} K={args.points} {n}x{n}, sigma={args.sigma} "

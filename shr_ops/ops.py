@@ -1,6 +1,6 @@
 """Thin wrappers over torch.ops.shr_ops.*: argument checks with clear messages, and docstrings.
 
-Coordinates (DESIGN.md): a landmark is (x, y) in continuous heatmap pixels; pixel (row i, col j)
+Coordinates (docs/coordinates.md): a landmark is (x, y) in continuous heatmap pixels; pixel (row i, col j)
 has its centre at x = j, y = i, so a map of width W spans x in [-0.5, W - 0.5]. Nothing is rounded.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pure-PyTorch reference of every shr_ops op: readable, vectorised, and the truth the kernels
 are tested against. Gradients come from autograd through these functions.
 
-Coordinates follow DESIGN.md: pixel (row i, col j) has its centre at x = j, y = i.
+Coordinates follow docs/coordinates.md: pixel (row i, col j) has its centre at x = j, y = i.
 """
 from __future__ import annotations
 

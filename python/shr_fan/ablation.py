@@ -16,7 +16,6 @@ synthetic test set and on a harder one (larger poses, an occluder on every face)
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime
 import os
@@ -27,9 +26,13 @@ from dataclasses import replace
 
 import torch
 
+from . import errors
+from .checkpoint import load_model
+from .config import Parser, TrainConfig, add_config_arguments, check_config, config_from_args
 from .data import SyntheticFaces
+from .errors import UserError
 from .evaluate import TEST_SEED, evaluate, hard_test_set, mean_shape_baseline
-from .train import TrainConfig, load_model, train
+from .train import CHECKPOINT, train
 
 PLAIN_ROWS = [  # (row, target codec, decoder)
     ("baseline codec (HRNet)", "hrnet", "hrnet"),
@@ -44,9 +47,12 @@ def parse_variant(text: str) -> dict:
     of a Siamese run (warmN: consistency_warmup N; otherwise the TrainConfig default)."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in ("heatmap", "coords"):
-        raise ValueError(f"--siamese variant {text!r}: expected FORM:WEIGHT[:stop][:all][:warmN] with FORM "
-                         "heatmap or coords")
-    fields = dict(siamese=True, consistency=parts[0], consistency_weight=float(parts[1]), stop_gradient=False,
+        raise UserError(f"--variants {text}: expected FORM:WEIGHT[:stop][:all][:warmN] with FORM heatmap or coords")
+    try:
+        weight = float(parts[1])
+    except ValueError:
+        raise UserError(f"--variants {text}: expected a number as the WEIGHT of FORM:WEIGHT, got {parts[1]!r}") from None
+    fields = dict(siamese=True, consistency=parts[0], consistency_weight=weight, stop_gradient=False,
                   consistency_stacks="last")  # stop-gradient only where asked: the row says what it ran
     for flag in parts[2:]:
         if flag == "stop":
@@ -54,9 +60,13 @@ def parse_variant(text: str) -> dict:
         elif flag == "all":
             fields["consistency_stacks"] = "all"
         elif flag.startswith("warm"):
-            fields["consistency_warmup"] = float(flag[4:])
+            try:
+                fields["consistency_warmup"] = float(flag[4:])
+            except ValueError:
+                raise UserError(f"--variants {text}: expected warmN with N a fraction of the steps, got {flag!r}") \
+                    from None
         else:
-            raise ValueError(f"--siamese variant {text!r}: unknown flag {flag!r} (expected 'stop', 'all' or 'warmN')")
+            raise UserError(f"--variants {text}: unknown flag {flag!r} (expected 'stop', 'all' or 'warmN')")
     return fields
 
 
@@ -71,7 +81,7 @@ def variant_label(fields: dict) -> str:
 def _run(cfg: TrainConfig) -> dict:
     """Train (or finish a run left unfinished: --resume semantics; a finished one is reused) and
     report the training time of its last segment, from its log."""
-    out = train(cfg, resume=True, progress=False)
+    out = train(cfg, resume=os.path.exists(os.path.join(cfg.out, CHECKPOINT)), progress=False)
     with open(os.path.join(cfg.out, "log.csv")) as f:
         last = list(csv.DictReader(f))[-1]
     print(f"  {cfg.out}: {out['step']} steps, {float(last['elapsed_s']):.0f} s, {float(last['images_per_s']):.1f} "
@@ -132,20 +142,23 @@ def machine() -> str:
 
 
 def main(argv=None) -> int:
-    from .cli import _config, _train_args
+    """`shr-fan ablation`: errors as one line, exit status 2 (--debug: the traceback)."""
+    return errors.run("shr-fan ablation", _main, list(sys.argv[1:] if argv is None else argv))
 
-    p = argparse.ArgumentParser(prog="shr-fan ablation", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    _train_args(p, TrainConfig())
+
+def _main(argv: list[str]) -> int:
+    p = Parser(prog="shr-fan ablation", description=__doc__)
+    add_config_arguments(p, replace(TrainConfig(), out="runs/ablation"))
     p.add_argument("--variants", nargs="*", default=["heatmap:1"],
                    help="Siamese rows, FORM:WEIGHT[:stop][:all][:warmN] (FORM heatmap or coords; warmN: ramp the "
                         "weight up over the first N of the steps)")
     p.add_argument("--eval-n", type=int, default=256)
     p.add_argument("--report", default=None, help="append the table (markdown) to this file")
-    p.set_defaults(out="runs/ablation")
-    argv = list(sys.argv[1:] if argv is None else argv)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = p.parse_args(argv)
-    base = _config(args)
+    base = check_config(config_from_args(args))
+    for text in args.variants:
+        parse_variant(text)  # refused before any training
     t0 = time.time()
     rows = run(base, args.variants, args.eval_n, args.out)
     text = table(rows)

@@ -481,7 +481,8 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Encode -> decode error of every codec (the codec study).")
-    parser.add_argument("--out", default="docs", help="folder for codec_study.md and figures/")
+    parser.add_argument("--out", default="runs/codec-study", help="folder for codec_study.md and figures/ "
+                        "(default: runs/codec-study; --out docs rewrites the tracked study)")
     parser.add_argument("--quick", action="store_true", help="a small run (fewer landmarks, sizes, sigmas)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -128,13 +128,13 @@ def heatmap_consistency(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, *
 
 
 def coordinate_consistency(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, *, stop_gradient: bool = False,
-                           mask: Tensor | None = None) -> Tensor:
+                           mask: Tensor | None = None, decode=shr_ops.decode) -> Tensor:
     """Scalar: the symmetric distance (heatmap pixels) between view b's decoded landmarks and view
     a's mapped by t_ab (and the other way round), decoded with the differentiable shr_ops.decode.
     `mask` Tensor[B, K] bool (in view b's channel order) keeps only those landmarks (e.g. inside
-    both frames)."""
-    c_a = shr_ops.decode(h_a if h_a.dtype == torch.float64 else h_a.float()).double()
-    c_b = shr_ops.decode(h_b if h_b.dtype == torch.float64 else h_b.float()).double()
+    both frames). `decode`: the decoder (shr_ops.decode, or a backend's: shr_fan.backend)."""
+    c_a = decode(h_a if h_a.dtype == torch.float64 else h_a.float()).double()
+    c_b = decode(h_b if h_b.dtype == torch.float64 else h_b.float()).double()
     t_ba = torch.linalg.inv(t_ab.double())
     ab = _gather_channels(transform_points(c_a, t_ab), order)
     ba = _gather_channels(transform_points(c_b, t_ba), order)

@@ -1,5 +1,5 @@
 """Data pipeline: continuous affine crops from a face box, augmentation, and the synthetic
-face dataset. Coordinates follow DESIGN.md (pixel centres at integers); images and landmarks go
+face dataset. Coordinates follow docs/coordinates.md (pixel centres at integers); images and landmarks go
 through the same 2x3 matrix (cv2.warpAffine uses the same convention), and nothing is rounded.
 """
 from __future__ import annotations

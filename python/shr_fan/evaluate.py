@@ -7,12 +7,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from shr_ops import codecs
-
-from . import metrics, plots
+from . import backend, metrics, plots
 from .data import Augment, FaceCrops, SyntheticFaces, apply_affine, crop_matrix, invert_affine
 from .synthetic import SynthConfig
-from .train import TrainConfig, decode_to_crop
+from .config import TrainConfig
+from .errors import UserError
+from .geometry import decode_to_crop
 
 TEST_SEED = 1_000_003  # the fixed synthetic test set: disjoint from any training seed below 10^6
 
@@ -53,7 +53,7 @@ def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet")
     norm = metrics.inter_ocular(gt)
     results = {}
     for name in decoders:
-        pred = decode_to_crop(codecs.get_codec(name, cfg.sigma), heat, cfg).numpy()
+        pred = decode_to_crop(backend.get_codec(name, cfg.sigma, cfg.ops), heat, cfg).numpy()
         results[name] = metrics.summary(pred, gt, norm)
     mean_pred = np.broadcast_to(mean_shape_baseline(cfg) if mean_shape is None else mean_shape, gt.shape)
     results["mean shape"] = metrics.summary(mean_pred, gt, norm)
@@ -88,9 +88,9 @@ def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrne
     normalisers = tuple(normalisers or spec.normalisers)
     ks = tuple(ks or spec.ks)
     if len(dataset) == 0:
-        raise ValueError(f"{dataset.name} {getattr(dataset, 'split', '')}: no faces to evaluate")
+        raise UserError(f"{dataset.name} {getattr(dataset, 'split', '')}: no faces to evaluate")
     if model.config.num_landmarks != dataset.num_landmarks:
-        raise ValueError(f"the model predicts {model.config.num_landmarks} landmarks, {dataset.name} has "
+        raise UserError(f"the model predicts {model.config.num_landmarks} landmarks, {dataset.name} has "
                          f"{dataset.num_landmarks}: evaluate a checkpoint trained on this benchmark")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     model = model.to(device).eval()
@@ -103,7 +103,7 @@ def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrne
     boxes = np.stack([dataset.annotation_box(i) for i in range(len(dataset))])
     preds = {}
     for name in decoders:
-        crop_pts = decode_to_crop(codecs.get_codec(name, cfg.sigma), heat, cfg).numpy()
+        crop_pts = decode_to_crop(backend.get_codec(name, cfg.sigma, cfg.ops), heat, cfg).numpy()
         preds[name] = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(crop_pts, matrices)])
     if mean_shape is not None:
         preds["mean shape"] = np.stack([apply_affine(mean_shape, invert_affine(m)) for m in matrices])

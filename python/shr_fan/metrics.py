@@ -1,4 +1,4 @@
-"""Landmark metrics as the face-alignment community computes them (DESIGN.md).
+"""Landmark metrics as the face-alignment community computes them (docs/metrics.md).
 
 NME is computed per image (mean point-to-point error over the landmarks, divided by the image's
 normalising distance) and then averaged over images. FR@k is the fraction of images with
@@ -61,7 +61,7 @@ def _box_sides(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 NORMALISERS = ("inter-ocular", "inter-pupil", "box", "diagonal")
-# Each benchmark's normalisers; the first is the one its published tables report (DESIGN.md).
+# Each benchmark's normalisers; the first is the one its published tables report (docs/metrics.md).
 DEFAULT_NORMALISERS = {"synthetic": ("inter-ocular",), "300w": ("inter-ocular", "inter-pupil"),
                        "wflw": ("inter-ocular",), "cofw": ("inter-ocular",), "aflw": ("box", "diagonal")}
 

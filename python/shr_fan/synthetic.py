@@ -10,7 +10,7 @@ Each sample is drawn from a seed alone (deterministic, any worker, any order):
              lids, brows, nose, lips and open mouth; then directional lighting, optional
              occluders, blur, noise and JPEG artefacts.
 Landmarks are the projected continuous points in the output image's pixel-centre convention
-(DESIGN.md). Drawing rasterises with OpenCV's fixed-point `shift` (1/16 of a 2x pixel): that
+(docs/coordinates.md). Drawing rasterises with OpenCV's fixed-point `shift` (1/16 of a 2x pixel): that
 quantises only the picture's polygon vertices, never the landmarks.
 """
 from __future__ import annotations

@@ -1,22 +1,22 @@
-"""Training of FAN on synthetic faces or a benchmark's training split, with targets rendered on
-the device by the chosen codec.
+"""Training of FAN on synthetic faces or a benchmark's training split: the loop, its log, and the
+`shr-fan train` entry point (also `python -m shr_fan.train` under torchrun).
 
 Each step: a batch of crops and continuous landmarks (crop pixels) from the DataLoader; the
-landmarks are mapped to heatmap pixels (shr_ops.coords, stride = crop / heatmap side) and
-rendered on the device by the codec's encoder (shr_ops.encode for SHR); loss = mean squared
-error summed over the stacks (intermediate supervision); with `fused_loss` (SHR targets only),
-shr_ops.heatmap_loss renders the targets inside the loss instead, never storing them. AdamW with a
-one-cycle schedule, gradient clipping, bfloat16 autocast on CUDA (no loss scaling needed). Checkpoints hold the
-whole state and are written atomically;
-item i of step s is a function of (seed, s, i), so --resume continues the same run.
+targets rendered on the device by the codec's encoder (shr_fan.geometry, shr_fan.losses); loss =
+weighted mean squared error summed over the stacks (intermediate supervision), or the fused
+heatmap_loss; AdamW with a one-cycle schedule, gradient clipping, bfloat16 autocast on CUDA (no
+loss scaling needed). Every encode / decode / heatmap_loss runs on the backend of `cfg.ops`
+(shr_fan.backend: the compiled ops or shr_ops.reference). Checkpoints hold the whole state and
+are written atomically (shr_fan.checkpoint); item i of step s is a function of (seed, s, i), so
+`--resume` continues the same run, refuses options that would change it, and the log continues
+without repeated rows, its elapsed time cumulative.
 
 Siamese training (`siamese=True`): every face comes as two crops under independent random
 geometric transforms (shr_fan.data, views=2); both go through the network in one batch, both get
 the supervised loss, and `consistency_weight` x the transform consistency of shr_fan.consistency
-(optionally ramped up linearly from 0 over the first `consistency_warmup` fraction of the steps: a
-large weight applied from step 0 pushes the untrained network's outputs toward flat maps, where
-they stay; docs/results.md)
-(heatmap or coordinate form, on the last stack or all) is added.
+(heatmap or coordinate form, on the last stack or all; optionally ramped up linearly from 0 over
+the first `consistency_warmup` fraction of the steps: a large weight applied from step 0 pushes
+the untrained network's outputs toward flat maps, where they stay; docs/results.md) is added.
 
 Distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
 (NCCL on CUDA, one GPU per process by LOCAL_RANK; gloo on the CPU); `batch_size` is per process,
@@ -33,8 +33,9 @@ import json
 import math
 import os
 import random
+import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -43,195 +44,23 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-import shr_ops
-from shr_ops import codecs, coords
+from . import backend, errors
+from .checkpoint import (check_weights, checkpoint_config, load_checkpoint, load_model, rng_state, save_checkpoint,
+                         set_rng_state)
+from .config import (PER_INVOCATION, Parser, TrainConfig, add_config_arguments, check_config, config_differences,
+                     config_from_args, given)
+from .errors import UserError
+from .factory import build_model, landmark_count, train_dataset
+from .geometry import heatmap_size, targets
+from .losses import (FOREGROUND_THRESHOLD, check_fused_loss, consistency_loss, consistency_weight, heatmap_loss,
+                     supervised_loss)
 
-from . import consistency
-from .data import Augment, EpochCycle, FaceCrops, SyntheticFaces
-from .model import FAN, PRESETS
+# The names benchmarks and older callers import from here.
+__all__ = ["TrainConfig", "train", "main", "build_model", "landmark_count", "train_dataset", "heatmap_size",
+           "targets", "heatmap_loss", "supervised_loss", "consistency_loss", "consistency_weight",
+           "check_fused_loss", "FOREGROUND_THRESHOLD", "load_model", "save_checkpoint"]
 
-
-@dataclass
-class TrainConfig:
-    preset: str = "tiny"
-    crop: int = 128
-    steps: int = 300
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    codec: str = "shr"
-    sigma: float | None = None  # None: the codec's default (shr_ops.defaults)
-    target_scale: float = 1.0  # heatmap targets are multiplied by this
-    foreground_weight: float = 10.0  # loss weight of pixels where the target exceeds 0.1 * target_scale (1: MSE)
-    fused_loss: bool = False  # shr_ops.heatmap_loss renders the targets inside the loss (codecs with SHR targets)
-    seed: int = 0
-    workers: int = 1
-    out: str = "runs/quick"
-    log_every: int = 10
-    checkpoint_every: int = 100
-    time_budget: float | None = None  # seconds of training; stops early (and says so) when spent
-    siamese: bool = False  # two views per face and the transform-consistency loss
-    consistency: str = "heatmap"  # "heatmap" (warped maps, MSE) or "coords" (decoded, mapped, distance)
-    consistency_weight: float = 0.1  # the best of the CPU ablation (docs/results.md)
-    consistency_stacks: str = "last"  # "last" or "all"
-    stop_gradient: bool = True  # True: the view compared against is a fixed target
-    consistency_warmup: float = 0.0  # fraction of the steps over which the weight ramps up from 0
-    dataset: str = "synthetic"  # or a benchmark of shr_fan.datasets (300w, wflw, cofw, aflw)
-    data_root: str | None = None  # the benchmark's folder as distributed
-    split: str | None = None  # training split of the benchmark (None: its train split)
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def landmark_count(cfg: TrainConfig) -> int:
-    """Landmarks of the configured dataset (68 for the synthetic faces)."""
-    if cfg.dataset == "synthetic":
-        return 68
-    from .datasets import get_spec
-
-    return get_spec(cfg.dataset).num_landmarks
-
-
-def build_model(cfg: TrainConfig, num_landmarks: int | None = None) -> FAN:
-    """FAN of the configured preset with one heatmap per landmark of the dataset (or `num_landmarks`)."""
-    k = landmark_count(cfg) if num_landmarks is None else num_landmarks
-    return FAN(replace(PRESETS[cfg.preset], num_landmarks=k))
-
-
-def heatmap_size(cfg: TrainConfig) -> int:
-    return cfg.crop // 4
-
-
-# Foreground pixels (weighted by TrainConfig.foreground_weight): target > FOREGROUND_THRESHOLD * target_scale.
-FOREGROUND_THRESHOLD = 0.1
-
-
-def targets(codec: codecs.Codec, landmarks: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """Heatmap targets [B, K, S/4, S/4] rendered on the landmarks' device."""
-    size = heatmap_size(cfg)
-    hm = coords.image_to_heatmap(landmarks, cfg.crop / size)
-    return codec.encode(hm.float(), (size, size)) * cfg.target_scale
-
-
-def decode_to_crop(codec: codecs.Codec, heatmaps: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """The inverse of `targets`: landmarks [B, K, 2] float64 in crop pixels, decoded by the codec."""
-    return coords.heatmap_to_image(codec.decode(heatmaps).double(), cfg.crop / heatmap_size(cfg))
-
-
-def train_dataset(cfg: TrainConfig, length: int) -> FaceCrops:
-    """The augmented training set of `length` items: synthetic faces, or the benchmark's training
-    split cycled epoch after epoch (data.EpochCycle: item i is a function of (seed, i)); two views
-    per item when training is Siamese."""
-    views = 2 if cfg.siamese else 1
-    if cfg.dataset == "synthetic":
-        return SyntheticFaces(length, seed=cfg.seed, crop=cfg.crop, augment=Augment(), views=views)
-    from .datasets import get_dataset, get_spec
-
-    split = cfg.split or get_spec(cfg.dataset).train_split
-    faces = get_dataset(cfg.dataset, cfg.data_root, split, crop=cfg.crop, augment=Augment())
-    return EpochCycle(faces, length, seed=cfg.seed, views=views)
-
-
-def check_fused_loss(codec: codecs.Codec) -> None:
-    """The fused loss renders shr_ops.encode's targets: only codecs with that encoder can use it."""
-    if codec.encoder != "shr":
-        shr_targets = tuple(name for name, (enc, _, _) in codecs.CODEC_TABLE.items() if enc == "shr")
-        raise ValueError(f"fused_loss (--fused-loss) renders SHR targets (shr_ops.encode), but codec {codec.name!r} "
-                         f"uses the {codec.encoder!r} encoder; use a codec with SHR targets {shr_targets} or drop "
-                         "the flag")
-
-
-def supervised_loss(codec: codecs.Codec, outputs: list[torch.Tensor], landmarks: torch.Tensor,
-                    cfg: TrainConfig) -> torch.Tensor:
-    """The heatmap loss of one batch, summed over the stacks: targets rendered from `landmarks`
-    Tensor[B, K, 2] (crop pixels) on the device; with cfg.fused_loss, inside shr_ops.heatmap_loss
-    (same value and gradients within float tolerance, the target tensor never stored). Missing
-    landmarks (NaN) are left out: their maps weigh 0 (an all-zero target would teach the network
-    that the point is nowhere); a batch with missing landmarks takes the unfused path, which can
-    mask them."""
-    valid = torch.isfinite(landmarks).all(-1)
-    if not bool(valid.all()):
-        target = targets(codec, torch.where(valid[..., None], landmarks, torch.zeros_like(landmarks)), cfg)
-        return heatmap_loss(outputs, target, cfg.foreground_weight, cfg.target_scale, valid=valid)
-    if not cfg.fused_loss:
-        return heatmap_loss(outputs, targets(codec, landmarks, cfg), cfg.foreground_weight, cfg.target_scale)
-    check_fused_loss(codec)
-    size = heatmap_size(cfg)
-    hm = coords.image_to_heatmap(landmarks, cfg.crop / size).float()
-    return sum(shr_ops.heatmap_loss(o, hm, codec.sigma, foreground_weight=cfg.foreground_weight,
-                                    threshold=FOREGROUND_THRESHOLD, scale=cfg.target_scale) for o in outputs)
-
-
-def consistency_weight(cfg: TrainConfig, step: int) -> float:
-    """The consistency loss' weight at (0-based) step `step`: a linear ramp from 0 to
-    cfg.consistency_weight over the first cfg.consistency_warmup x cfg.steps steps."""
-    ramp = cfg.consistency_warmup * cfg.steps
-    return cfg.consistency_weight * (1.0 if ramp <= 0 else min(1.0, step / ramp))
-
-
-def consistency_loss(outputs: list[torch.Tensor], matrix: torch.Tensor, flip: torch.Tensor, flip_permutation,
-                     cfg: TrainConfig) -> torch.Tensor:
-    """The transform consistency of a Siamese batch: outputs hold [2B, K, h, w] per stack (all first
-    views, then all second views), matrix Tensor[B, 2, 2, 3] and flip Tensor[B, 2] the views' crops."""
-    if cfg.consistency not in ("heatmap", "coords"):
-        raise ValueError(f"consistency must be 'heatmap' or 'coords', got {cfg.consistency!r}")
-    if cfg.consistency_stacks not in ("last", "all"):
-        raise ValueError(f"consistency_stacks must be 'last' or 'all', got {cfg.consistency_stacks!r}")
-    size = outputs[-1].shape[-1]
-    t_ab = consistency.view_transform(matrix[:, 0], matrix[:, 1], cfg.crop, size)
-    order = consistency.channel_order(flip[:, 0], flip[:, 1], flip_permutation)
-    stacks = outputs if cfg.consistency_stacks == "all" else outputs[-1:]
-    total = 0.0
-    for out in stacks:
-        h_a, h_b = out.float().chunk(2)
-        if cfg.consistency == "heatmap":
-            total = total + consistency.heatmap_consistency(
-                h_a, h_b, t_ab.to(h_a.device), order, stop_gradient=cfg.stop_gradient,
-                foreground_weight=cfg.foreground_weight, threshold=FOREGROUND_THRESHOLD * cfg.target_scale)
-        else:
-            total = total + consistency.coordinate_consistency(h_a, h_b, t_ab.to(h_a.device), order,
-                                                               stop_gradient=cfg.stop_gradient)
-    return total
-
-
-def heatmap_loss(outputs: list[torch.Tensor], target: torch.Tensor, foreground_weight: float = 1.0,
-                 target_scale: float = 1.0, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error over every stack (outputs: Tensor[B, K, H, W] each, target likewise);
-    pixels where the target exceeds FOREGROUND_THRESHOLD * target_scale (the targets' peak value)
-    weigh `foreground_weight` (the peaks cover ~1% of a map: unweighted, a network first learns to
-    output zeros, and on a CPU budget it may never leave that). `valid` (bool [B, K]): maps with
-    False weigh 0."""
-    weight = 1.0 + (foreground_weight - 1.0) * (target > FOREGROUND_THRESHOLD * target_scale)
-    if valid is not None:
-        weight = weight * valid[..., None, None].to(target.dtype)
-    return sum(torch.mean(weight * (o.float() - target) ** 2) for o in outputs)
-
-
-def _rng_state() -> dict:
-    state = dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: str, **state) -> None:
-    """Write atomically: a reader sees the old file or the new one, never a partial one."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+CHECKPOINT = "checkpoint.pt"
 
 
 def _world() -> tuple[int, int, int]:
@@ -245,10 +74,53 @@ def _all_mean(value: float, device: torch.device) -> float:
     return t.item() / dist.get_world_size()
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+def prepare_out(cfg: TrainConfig, resume: bool, overwrite: bool) -> str:
+    """The checkpoint path in cfg.out, once the folder exists and is writable and holds what the
+    mode expects: a checkpoint for `resume`; none, or `overwrite`, for a new run."""
+    path = os.path.join(cfg.out, CHECKPOINT)
+    if resume:
+        if not os.path.isfile(path):
+            raise UserError(f"--resume: no checkpoint at {path}; start the run without --resume")
+    elif os.path.exists(path) and not overwrite:
+        raise UserError(f"--out {cfg.out} already holds a run ({path}); pass --resume to continue it, --overwrite "
+                        "to start it again, or choose another --out")
+    try:
+        os.makedirs(cfg.out, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {cfg.out}: cannot create the folder ({e.strerror or e})") from None
+    if not os.access(cfg.out, os.W_OK | os.X_OK):
+        raise UserError(f"--out {cfg.out}: the folder is not writable")
+    return path
+
+
+def check_resume(state: dict, cfg: TrainConfig, path: str, world: int) -> None:
+    """Refuse to resume `state` (read from `path`) with a configuration or world size that would
+    make the resumed run differ from the one the checkpoint began."""
+    saved = checkpoint_config(state, path, "--resume")
+    if saved.steps != cfg.steps:
+        raise UserError(f"--resume: --steps {cfg.steps} differs from the checkpoint's {saved.steps} ({path}): the "
+                        "one-cycle learning-rate schedule is fixed by the step count, so a run cannot be extended "
+                        "or shortened; train a new run (another --out) with the new --steps")
+    diffs = config_differences(saved, cfg)
+    if diffs:
+        raise UserError(f"--resume: {path} was trained with other options: {'; '.join(diffs)}. Resume with the "
+                        "checkpoint's options (leave them out), or train a new run in another --out")
+    if state.get("world_size", 1) != world:
+        raise UserError(f"--resume: {path} was written by a run of {state.get('world_size', 1)} process(es), this "
+                        f"one has {world}; the data order would differ")
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+    """Train (or, with `resume`, continue the run in cfg.out) and return a summary: step (the last),
+    start_step, steps_run, loss, consistency, seconds (this invocation), elapsed (all invocations),
+    images_per_s (this invocation), stopped_early, checkpoint, rank, world_size, history
+    ((step, loss) of every step run). A new run refuses a cfg.out holding a checkpoint unless
+    `overwrite`."""
+    check_config(cfg)
     rank, world, local_rank = _world()
     distributed = world > 1
     device = torch.device(cfg.device)
+    ckpt_path = prepare_out(cfg, resume, overwrite)
     if distributed:
         if device.type == "cuda":
             device = torch.device("cuda", local_rank)
@@ -256,42 +128,43 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         own_group = not dist.is_initialized()
         if own_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    lead = rank == 0
     try:
-        return _train(cfg, resume, progress and lead, rank, world, device)
+        return _train(cfg, resume, progress and rank == 0, rank, world, device, ckpt_path)
     finally:
         if distributed and own_group:
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int, device: torch.device) -> dict:
+def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int, device: torch.device,
+           ckpt_path: str) -> dict:
     lead, distributed = rank == 0, world > 1
-    if lead:
-        os.makedirs(cfg.out, exist_ok=True)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
     random.seed(cfg.seed)
-    codec = codecs.get_codec(cfg.codec, cfg.sigma)
+    codec = backend.get_codec(cfg.codec, cfg.sigma, cfg.ops)
     if cfg.fused_loss:
         check_fused_loss(codec)
     model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
-    ckpt_path = os.path.join(cfg.out, "checkpoint.pt")
-    step = 0
-    if resume and os.path.exists(ckpt_path):
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("world_size", 1) != world:
-            raise ValueError(f"--resume: {ckpt_path} was written by a run of {state.get('world_size', 1)} "
-                             f"process(es), this one has {world}; the data order would differ")
+    step, seen_before, elapsed_before = 0, 0, 0.0
+    if resume:
+        state = load_checkpoint(ckpt_path, what="--resume", map_location=device)
+        check_resume(state, cfg, ckpt_path, world)
+        check_weights(state["model"], model, f"--resume {ckpt_path}", cfg.preset)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         step = state["step"]
+        seen_before = state.get("progress", {}).get("seen", 0)
+        elapsed_before = state.get("progress", {}).get("elapsed", 0.0)
+    start_step = step
     if lead:
+        if not resume and os.path.exists(ckpt_path):  # --overwrite: the old run's state goes now, not at step 1
+            os.remove(ckpt_path)
         with open(os.path.join(cfg.out, "config.json"), "w") as f:
-            json.dump(asdict(cfg), f, indent=2)
+            json.dump(cfg.to_dict(), f, indent=2)
     net = model
     if distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -303,12 +176,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     sampler = DistributedSampler(remaining, num_replicas=world, rank=rank, shuffle=False, drop_last=True)
     loader = DataLoader(remaining, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
                         persistent_workers=False, drop_last=True, pin_memory=device.type == "cuda")
-    log = _Log(os.path.join(cfg.out, "log.csv"), append=resume) if lead else None
-    bar = _progress_bar(cfg, step) if progress else None
+    log = Log(os.path.join(cfg.out, "log.csv"), resume_step=step if resume else None) if lead else None
+    bar = _progress_bar(cfg, step) if progress and step < cfg.steps else None
     net.train()
     t0 = time.time()
     seen, last_loss, last_cons, stopped_early = 0, math.nan, math.nan, False
-    for batch in loader:
+    history = []  # (step, loss) of every step of this invocation
+    for batch in loader if step < cfg.steps else ():
         if step >= cfg.steps:
             break
         images = batch["image"].to(device, non_blocking=True)
@@ -331,25 +205,28 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         step += 1
         seen += images.shape[0] * world
         last_loss = loss.item()
+        history.append((step, last_loss))
         if not math.isfinite(last_loss):
-            raise FloatingPointError(f"training diverged at step {step}: loss = {last_loss}")
+            raise UserError(f"training diverged at step {step}: loss = {last_loss}; lower --lr (now {cfg.lr:g})")
         elapsed = time.time() - t0
+        total_seen, total_elapsed = seen_before + seen, elapsed_before + elapsed
         if step % cfg.log_every == 0 or step == cfg.steps:
             mean_loss = _all_mean(last_loss, device) if distributed else last_loss
             if log is not None:
-                log.write(step, mean_loss, last_cons, sched.get_last_lr()[0], seen / elapsed, elapsed)
+                log.write(step, mean_loss, last_cons, sched.get_last_lr()[0], total_seen / max(total_elapsed, 1e-9),
+                          total_elapsed)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4g}")
         stopped_early = cfg.time_budget is not None and elapsed > cfg.time_budget
         if distributed and cfg.time_budget is not None:  # every rank stops at the same step
-            flag = torch.tensor([float(stopped_early)], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stopped_early = bool(flag.item())
+            flag_t = torch.tensor([float(stopped_early)], device=device)
+            dist.all_reduce(flag_t, op=dist.ReduceOp.MAX)
+            stopped_early = bool(flag_t.item())
         if lead and (step % cfg.checkpoint_every == 0 or step == cfg.steps or stopped_early):
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), step=step, rng=_rng_state(), config=asdict(cfg),
-                            world_size=world)
+                            scheduler=sched.state_dict(), step=step, rng=rng_state(), config=cfg.to_dict(),
+                            world_size=world, progress=dict(seen=total_seen, elapsed=total_elapsed))
         if stopped_early:
             break
     if bar is not None:
@@ -358,24 +235,35 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         log.close()
     if distributed:
         dist.barrier()  # the checkpoint is complete before any rank returns
-    elapsed = time.time() - t0
-    return dict(step=step, loss=last_loss, consistency=last_cons, seconds=elapsed,
-                images_per_s=seen / max(elapsed, 1e-9), stopped_early=stopped_early, checkpoint=ckpt_path,
-                rank=rank, world_size=world)
+    seconds = time.time() - t0
+    return dict(step=step, start_step=start_step, steps_run=step - start_step, loss=last_loss,
+                consistency=last_cons, seconds=seconds, elapsed=elapsed_before + (seconds if seen else 0.0),
+                images_per_s=seen / max(seconds, 1e-9), stopped_early=stopped_early, checkpoint=ckpt_path,
+                rank=rank, world_size=world, history=history)
 
 
-class _Log:
-    """The CSV training log (appended to on resume), mirrored to TensorBoard (OUT/tensorboard)
-    when the tensorboard package is installed."""
+class Log:
+    """The CSV training log, OUT/log.csv: step, loss, consistency, lr, images_per_s and elapsed_s
+    (images seen and seconds of training since the run began, over every invocation), mirrored
+    to TensorBoard (OUT/tensorboard) when the tensorboard package is installed.
+
+    `resume_step`: a resumed run keeps the rows up to the checkpoint's step and drops later ones
+    (written after the last checkpoint, they are about to be trained again), so no step repeats."""
 
     COLUMNS = ["step", "loss", "consistency", "lr", "images_per_s", "elapsed_s"]
 
-    def __init__(self, path: str, append: bool):
-        new = not (append and os.path.exists(path))
-        self.file = open(path, "w" if new else "a", newline="")
+    def __init__(self, path: str, resume_step: int | None = None):
+        kept = []
+        if resume_step is not None and os.path.exists(path):
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            if rows and rows[0] == self.COLUMNS:
+                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
+        self.file = open(path, "w", newline="")
         self.writer = csv.writer(self.file)
-        if new:
-            self.writer.writerow(self.COLUMNS)
+        self.writer.writerow(self.COLUMNS)
+        self.writer.writerows(kept)
+        self.file.flush()
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -407,17 +295,75 @@ def _progress_bar(cfg: TrainConfig, step: int):
     return tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.preset}/{cfg.codec}", leave=False, disable=None)
 
 
-def load_model(checkpoint: str, device: str | torch.device = "cpu") -> tuple[FAN, TrainConfig]:
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
-    cfg = TrainConfig.from_dict(state["config"])
-    model = build_model(cfg).to(device)
-    model.load_state_dict(state["model"])
-    return model.eval(), cfg
+# ------------------------------------------------------------------------------------ entry point
+
+
+def add_train_arguments(parser, defaults: TrainConfig | None = None, *, resume: bool = True) -> None:
+    """The options of `shr-fan train`: every TrainConfig field, --resume / --overwrite, --debug."""
+    add_config_arguments(parser, defaults)
+    if resume:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue the run in --out from its checkpoint; options left out take the "
+                                 "checkpoint's values (--device and --time-budget: this command's) and options "
+                                 "given must match them, except --device, --workers, --log-every, "
+                                 "--checkpoint-every and --time-budget")
+        parser.add_argument("--overwrite", action="store_true", help="start a new run in an --out that holds one")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+def config_for_resume(cfg: TrainConfig, argv: list[str]) -> TrainConfig:
+    """With --resume, the checkpoint's configuration with the options given in `argv` on top, and
+    --out, --device and --time-budget (config.PER_INVOCATION) from this command line, given or not (a missing checkpoint is left for train() to report)."""
+    path = os.path.join(cfg.out, CHECKPOINT)
+    if not os.path.isfile(path):
+        return cfg
+    saved = checkpoint_config(load_checkpoint(path, what="--resume"), path, "--resume")
+    changes = {name: getattr(cfg, name) for name in cfg.to_dict() if name in PER_INVOCATION or given(argv, name)}
+    return replace(saved, **changes)
+
+
+def summary(cfg: TrainConfig, out: dict) -> str:
+    """The line `shr-fan train` prints at the end."""
+    what = cfg.codec + " targets" + (", Siamese" if cfg.siamese else "") + (", reference ops" if cfg.ops ==
+                                                                            "reference" else "")
+    if out["world_size"] > 1:
+        what += f", {out['world_size']} processes"
+    if out["steps_run"] == 0:
+        return f"{cfg.out}: the run had already finished at step {out['step']} of {cfg.steps}; checkpoint " \
+               f"{out['checkpoint']}"
+    resumed = f" (resumed at step {out['start_step']}; {out['elapsed']:.0f} s of training in all)" \
+        if out["start_step"] else ""
+    return (f"trained {cfg.preset} FAN ({what}) to step {out['step']} of {cfg.steps}: {out['steps_run']} step{'s' if out['steps_run'] != 1 else ''} in "
+            f"{out['seconds']:.0f} s ({out['images_per_s']:.1f} images/s){resumed}, final loss {out['loss']:.4g}"
+            + (" (stopped by the time budget)" if out["stopped_early"] else "") + f"; checkpoint {out['checkpoint']}")
+
+
+def run_from_args(args, argv: list[str], *, overwrite: bool | None = None) -> tuple[TrainConfig, dict]:
+    """Train with parsed `shr-fan train` options (argv: the command line, to tell given options)."""
+    cfg = config_from_args(args)
+    resume = getattr(args, "resume", False)
+    if resume and getattr(args, "overwrite", False):
+        raise UserError("--resume and --overwrite contradict each other: continue the run, or start it again")
+    if resume:
+        cfg = config_for_resume(cfg, argv)
+    out = train(cfg, resume=resume, overwrite=getattr(args, "overwrite", False) if overwrite is None else overwrite)
+    return cfg, out
+
+
+def _main(argv: list[str]) -> int:
+    parser = Parser(prog="shr-fan train", description="Train FAN on synthetic faces or a benchmark's training split.")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    cfg, out = run_from_args(args, argv)
+    if out["rank"] == 0:  # under torchrun only rank 0 reports
+        print(summary(cfg, out))
+    return 0
+
+
+def main(argv=None) -> int:
+    """`shr-fan train` (and `python -m shr_fan.train`): errors as one line, exit status 2."""
+    return errors.run("shr-fan train", _main, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":  # torchrun --nproc_per_node N -m shr_fan.train [shr-fan train options]
-    import sys
-
-    from .cli import main
-
-    raise SystemExit(main(["train", *sys.argv[1:]]))
+    raise SystemExit(main())

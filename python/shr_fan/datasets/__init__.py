@@ -7,7 +7,7 @@ landmarks, flip permutation, NME normalisers, FR/AUC thresholds, splits).
     cofw  29 points  train | test                                  inter-ocular NME   (cofw.py)
     aflw  19 points  train | full | frontal                        box / diagonal NME (aflw.py)
 
-Every loader gives 0-based landmarks with pixel centres at integers (DESIGN.md), a visibility
+Every loader gives 0-based landmarks with pixel centres at integers (docs/coordinates.md), a visibility
 mask (`visible`, all True where a format has no flags), the benchmark's face box (`boxes`, used
 by the box normalisations) and the crop box. Malformed annotations raise
 common.FormatError (file, line, what was expected); annotated images that are not on disk raise
@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import metrics
 from ..data import Augment
+from ..errors import UserError
 from . import aflw, cofw, w300, wflw
 from .common import AnnotatedFaces, FormatError, MissingImagesError
 
@@ -56,7 +57,7 @@ SPECS = {
 
 def get_spec(name: str) -> DatasetSpec:
     if name not in SPECS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(SPECS)}")
+        raise UserError(f"unknown dataset {name!r}; expected one of {sorted(SPECS)}")
     return SPECS[name]
 
 
@@ -66,7 +67,7 @@ def get_dataset(name: str, root: str, split: str | None = None, *, crop: int = 2
     split), cropped to `crop` x `crop`, augmented when `augment` is given."""
     spec = get_spec(name)
     if root is None:
-        raise ValueError(f"{name}: a data root is needed (the folder holding the dataset as distributed)")
+        raise UserError(f"{name}: a data root is needed (the folder holding the dataset as distributed)")
     return spec.loader(root, spec.test_split if split is None else split, crop=crop, augment=augment)
 
 

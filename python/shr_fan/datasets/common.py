@@ -5,31 +5,38 @@ from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 
 from ..data import FaceCrops
+from ..errors import UserError
+from ..images import ImageError
+from ..images import read_image as _read_image
 
 IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG")
 
 
-class FormatError(ValueError):
+class FormatError(UserError):
     """An annotation file that does not hold what its format says: names the file, the line
-    (when the format has lines) and what was expected."""
+    (when the format has lines) and what was expected. (One argument alone is the whole message:
+    that is how a DataLoader worker re-raises it.)"""
 
-    def __init__(self, path: str, what: str, line: int | None = None):
+    def __init__(self, path: str, what: str | None = None, line: int | None = None):
         where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {what}")
+        super().__init__(where if what is None else f"{where}: {what}")
         self.path, self.line = str(path), line
 
 
-class MissingImagesError(FileNotFoundError):
-    """Annotated faces whose image is not on disk (the whole list is in `.missing`)."""
+class MissingImagesError(FileNotFoundError, UserError):
+    """Annotated faces whose image is not on disk (the whole list is in `.missing`; the message
+    names the first ten)."""
 
-    def __init__(self, dataset: str, missing: list[str]):
-        shown = "\n  ".join(missing[:10])
-        more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-        super().__init__(f"{dataset}: {len(missing)} annotated image(s) not found:\n  {shown}{more}")
+    def __init__(self, dataset: str, missing: list[str] | None = None):
+        if missing is None:  # re-raised from a DataLoader worker: the message alone
+            super().__init__(dataset)
+            self.missing = []
+            return
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        super().__init__(f"{dataset}: {len(missing)} annotated image(s) not found: {', '.join(missing[:10])}{more}")
         self.missing = list(missing)
 
 
@@ -41,11 +48,12 @@ def check_images(dataset: str, paths: list[str]) -> None:
 
 
 def read_image(path: str) -> np.ndarray:
-    """uint8 BGR [H, W, 3] (grey images are expanded to three channels)."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise FormatError(path, "not a readable image (OpenCV could not decode it)")
-    return image
+    """uint8 BGR [H, W, 3] (grey images are expanded to three channels); a truncated, corrupt or
+    unreadable file raises FormatError naming it (shr_fan.images.read_image)."""
+    try:
+        return _read_image(path)
+    except ImageError as e:
+        raise FormatError(e.path, e.what) from None
 
 
 def parse_float(text: str, path: str, line: int, what: str) -> float:
@@ -57,7 +65,7 @@ def parse_float(text: str, path: str, line: int, what: str) -> float:
 
 def check_split(dataset: str, split: str, splits) -> None:
     if split not in splits:
-        raise ValueError(f"{dataset}: unknown split {split!r}; expected one of {sorted(splits)}")
+        raise UserError(f"{dataset}: unknown split {split!r}; expected one of {sorted(splits)}")
 
 
 class AnnotatedFaces(FaceCrops):
