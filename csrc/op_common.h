@@ -3,7 +3,7 @@
 // preparation (contiguous optional inputs, the kernel's device).
 //
 // Keep this header light: it is included by .cu files, which must not pull in
-// <torch/extension.h> (see ENV.md: minutes of compile time per file).
+// <torch/extension.h> (docs/building.md: minutes of compile time per file).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -3,7 +3,7 @@
 // checks and preparation (op_common.h, encode.h, decode.h; heatmap_loss.h stands alone).
 //
 // Keep this header light: it is included by .cu files, which must not pull in
-// <torch/extension.h> (see ENV.md: minutes of compile time per file).
+// <torch/extension.h> (docs/building.md: minutes of compile time per file).
 #pragma once
 
 #include <cmath>

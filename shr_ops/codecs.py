@@ -3,7 +3,7 @@ shapes and devices as shr_ops.encode/decode, so that the cost of each encoding a
 choice can be measured (the codec study: docs/codec_study.md, ``shr-fan codec-error``).
 
 Coordinates: every function here takes and returns landmarks in this project's convention
-(DESIGN.md): (x, y) in heatmap pixels, pixel (row i, col j) centred at x = j, y = i. Each
+(docs/coordinates.md): (x, y) in heatmap pixels, pixel (row i, col j) centred at x = j, y = i. Each
 project's own heatmap frame is expressed in it below. The projects' image <-> heatmap maps are
 ``shr_ops.coords`` (they invert exactly, so they add nothing to a round trip's error).
 
