@@ -74,7 +74,7 @@ def test_cli_fused_loss_needs_shr_targets(tmp_path, capsys):
                      str(tmp_path / "run"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("shr-fan train: error: --fused-loss renders SHR targets")
-    assert "--codec fa uses the 'floored' encoder" in err
+    assert "--codec fa uses the 'fa' encoder" in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
