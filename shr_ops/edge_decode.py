@@ -1,0 +1,232 @@
+"""Prototype of the edge-exact SHR decoder (issue 13, item 3): pure PyTorch, not yet the default and
+not yet in the kernels (the design and how to port it: docs/edge_exact_decoder.md).
+
+    decode_fit(heatmaps, window=9, temperature=40, blur=2.0) -> coords [..., K, 2] (, scores [..., K])
+
+What it computes, per map (coordinates as everywhere in shr_ops: pixel (row i, col j) at x = j,
+y = i):
+  1. As today (reference.decode): the pre-filtered map F (Gaussian of std `blur`, zero outside the
+     frame, rounded to the compute dtype), m = its first argmax, the window x window box around m
+     clipped to the frame, and the soft-argmax estimate (temperature t) over that box. The index
+     and the score (F at m) are today's, unchanged.
+  2. New: a least-squares fit of an isotropic Gaussian to the *raw* map over the same box,
+         min over (A, x, y, lam) of  sum_{p in box} (h_p - A exp(-lam |p - (x, y)|^2))^2,
+     by Gauss-Newton from (the soft-argmax estimate, lam = 1 / (2 blur^2), A profiled). The box is
+     a fixed set of pixels, so a clean Gaussian of any sigma fits with zero residual however the
+     box is clipped by the frame: the fit is exact up to the corner, where the soft-argmax (whose
+     weights miss the outside half of the peak) and the zero-border pre-filter (which pulls the
+     filtered peak inward) are not. Noise enters linearly (no log of the data), so it is the
+     maximum-likelihood estimate under white Gaussian noise.
+  3. The fit is used when it is valid: converged (last step < CONVERGED px), finite, A > 0,
+     lam within [lam0 / 100, 100 lam0], and (x, y) inside the box grown by half a pixel. Otherwise
+     (flat, negative or garbage maps) the result is today's soft-argmax estimate.
+
+Gradient: for a valid fit, that of the fit's solution (implicit function theorem): with
+phi = (A, x, y, lam), J_p = d(A k_p)/d phi and the exact Hessian of the least-squares objective
+Hs = sum_p J_p J_p^T - sum_p r_p d^2(A k_p)/d phi^2 (r_p = h_p - A k_p), d phi / d h_p = Hs^-1 J_p:
+nonzero on the box only, and not through the pre-filter. The score's gradient flows through the
+pre-filter as today. For a fallback map, today's gradient. The forward value is the converged
+Gauss-Newton iterate; the gradient is attached with phi + (Hs^-1 g(h) - stop_grad(.)), which adds
+nothing to the value. `decode_fit` is differentiable in float64 (tests/test_edge_decode.py runs
+gradcheck).
+
+Everything here is computed in float64 and returned as float64 for float64 input, float32
+otherwise (as reference.decode).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW
+from .filters import gaussian_blur
+from .reference import compute_dtype, decode_with_index
+
+MAX_ITERATIONS = 20  # Gauss-Newton iterations at most (a clean or noisy peak converges in 3-8)
+CONVERGED = 1e-6  # px: a fit whose last step is larger is not used (falls back to the soft-argmax)
+MAX_STEP = 1.0  # px: each Gauss-Newton step of x and y is clamped to this
+MAX_LOG_LAM_STEP = 0.7  # each step changes lam by a factor of at most e^0.7
+FALLBACK_SIGMA = 2.0  # the fit's starting width when decode runs without the pre-filter (blur=None)
+
+# ---------------------------------------------------------------------------------- the model
+# k_p = kx(j) ky(i), kx(j) = exp(-lam (j - x)^2). Per axis, the value and its derivatives w.r.t.
+# the centre c ("p") and lam ("l"); u = position - c.
+#   k = exp(-lam u^2)        p = 2 lam u k          pp = (4 lam^2 u^2 - 2 lam) k
+#   l = -u^2 k               ll = u^4 k             pl = 2 u (1 - lam u^2) k
+# A derivative of the 2D k is a sum of (y table) x (x table) outer products:
+_D = {
+    "": (("k", "k"),),
+    "x": (("k", "p"),), "y": (("p", "k"),), "l": (("k", "l"), ("l", "k")),
+    "xx": (("k", "pp"),), "yy": (("pp", "k"),), "xy": (("p", "p"),),
+    "xl": (("k", "pl"), ("l", "p")), "yl": (("pl", "k"), ("p", "l")),
+    "ll": (("k", "ll"), ("l", "l"), ("l", "l"), ("ll", "k")),
+}
+_PARAMS = ("x", "y", "l")
+
+
+def _axis_tables(pos: Tensor, c: Tensor, lam: Tensor, inside: Tensor) -> dict:
+    """The 1D tables of one axis: pos [..., n] pixel positions, c [...] the centre, inside [..., n]
+    (0 outside the frame)."""
+    u = pos - c[..., None]
+    L = lam[..., None]
+    k = torch.exp(-L * u * u) * inside
+    uk = u * k
+    return dict(k=k, p=2 * L * uk, pp=(4 * L * L * u * u - 2 * L) * k, l=-u * uk, ll=u * u * u * uk,
+                pl=2 * uk * (1 - L * u * u))
+
+
+def _dkey(a: str, b: str = "") -> str:
+    """The _D key of the derivative w.r.t. params a then b (order-free)."""
+    s = "".join(sorted(a + b, key="xyl".index))
+    return s
+
+
+def _contract(S: Tensor, ty: dict, tx: dict, key: str) -> Tensor:
+    """sum_p S_p d_key k_p over the box: S [..., n, n] (rows, cols)."""
+    return sum(torch.einsum("...ij,...i,...j->...", S, ty[a], tx[b]) for a, b in _D[key])
+
+
+def _template(ty: dict, tx: dict, k1: str, k2: str) -> Tensor:
+    """sum_p (d_k1 k_p)(d_k2 k_p): separable, sums of products of 1D dot products."""
+    dot = lambda t, a, b: (t[a] * t[b]).sum(-1)  # noqa: E731
+    return sum(dot(ty, a, c) * dot(tx, b, d) for a, b in _D[k1] for c, d in _D[k2])
+
+
+def _jacobian_terms(ty, tx, A):
+    """Template sums of the Jacobian J = (k, A k_x, A k_y, A k_l): the Gauss-Newton matrix N [..., 4, 4]."""
+    keys = ("",) + _PARAMS
+    scale = [torch.ones_like(A), A, A, A]
+    rows = []
+    for a, ka in enumerate(keys):
+        rows.append(torch.stack([scale[a] * scale[b] * _template(ty, tx, ka, kb) for b, kb in enumerate(keys)], -1))
+    return torch.stack(rows, -2)
+
+
+def _data_terms(S, ty, tx, A):
+    """J^T h [..., 4]: (sum h k, A sum h k_x, A sum h k_y, A sum h k_l)."""
+    c = [_contract(S, ty, tx, "")] + [A * _contract(S, ty, tx, p) for p in _PARAMS]
+    return torch.stack(c, -1)
+
+
+def objective_hessian(S, ty, tx, A):
+    """The exact Hessian [..., 4, 4] of 1/2 sum_p (h_p - A k_p)^2 w.r.t. (A, x, y, lam):
+    N - sum_p r_p d^2(A k_p) / d phi^2, with r = h - A k."""
+    N = _jacobian_terms(ty, tx, A)
+    rows = [[None] * 4 for _ in range(4)]
+    for a, pa in enumerate(_PARAMS, start=1):
+        # d^2 (A k) / dA d theta_a = d_a k:  sum r d_a k = sum h d_a k - A sum k d_a k
+        v = _contract(S, ty, tx, pa) - A * _template(ty, tx, "", pa)
+        rows[0][a] = rows[a][0] = v
+        for b, pb in enumerate(_PARAMS, start=1):
+            if b < a:
+                continue
+            key = _dkey(pa, pb)
+            w = A * (_contract(S, ty, tx, key) - A * _template(ty, tx, "", key))
+            rows[a][b] = rows[b][a] = w
+    rows[0][0] = torch.zeros_like(A)
+    M = torch.stack([torch.stack(r, -1) for r in rows], -2)
+    return N - M
+
+
+# ---------------------------------------------------------------------------------- the fit
+
+
+def _window(h: Tensor, index: Tensor, r: int):
+    """The box of radius r around each argmax, clipped: values S [..., n, n] (0 outside the
+    frame), row and column positions [..., n], inside masks [..., n]."""
+    height, width = h.shape[-2:]
+    mi, mj = index // width, index % width
+    off = torch.arange(-r, r + 1, device=h.device)
+    rows, cols = mi[..., None] + off, mj[..., None] + off
+    iy = ((rows >= 0) & (rows < height)).to(h.dtype)
+    ix = ((cols >= 0) & (cols < width)).to(h.dtype)
+    flat_idx = rows.clamp(0, height - 1)[..., :, None] * width + cols.clamp(0, width - 1)[..., None, :]
+    S = h.flatten(-2).gather(-1, flat_idx.flatten(-2)).unflatten(-1, (2 * r + 1, 2 * r + 1))
+    S = S * iy[..., :, None] * ix[..., None, :]
+    return S, rows.to(h.dtype), cols.to(h.dtype), iy, ix
+
+
+def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITERATIONS):
+    """Gauss-Newton for min sum (S - A k(x, y, lam))^2 over the box, from (x0, y0, lam0) with A
+    profiled at the start. An axis with a single pixel in the frame keeps its coordinate.
+    Returns (A, x, y, lam, last step size in px, frozen-axis mask [..., 3]). No autograd."""
+    with torch.no_grad():
+        x, y, lam = x0.clone(), y0.clone(), lam0.clone()
+        frozen = torch.stack([ix.sum(-1) < 2, iy.sum(-1) < 2, torch.zeros_like(x, dtype=torch.bool)], -1)
+        ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
+        A = _contract(S, ty, tx, "") / _template(ty, tx, "", "")
+        step = torch.full_like(x, float("inf"))
+        free = torch.cat([torch.ones_like(frozen[..., :1]), ~frozen], -1).to(S.dtype)  # (A, x, y, lam)
+        eye = torch.eye(4, dtype=S.dtype, device=S.device)
+        for _ in range(max_iterations):
+            N = _jacobian_terms(ty, tx, A)
+            g = _data_terms(S, ty, tx, A) - A[..., None] * N[..., :, 0]  # J^T r
+            # Frozen parameters: their rows and columns replaced by the identity, their step 0.
+            mask = free[..., :, None] * free[..., None, :]
+            N = N * mask + eye * (1 - free[..., :, None])
+            d = torch.linalg.solve(N, (g * free)[..., None])[..., 0]
+            dx, dy = d[..., 1].clamp(-MAX_STEP, MAX_STEP), d[..., 2].clamp(-MAX_STEP, MAX_STEP)
+            dl = (d[..., 3] / lam).clamp(-MAX_LOG_LAM_STEP, MAX_LOG_LAM_STEP)
+            A = A + d[..., 0]
+            x, y, lam = x + dx, y + dy, lam * torch.exp(dl)
+            step = torch.maximum(dx.abs(), dy.abs())
+            ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
+        return A, x, y, lam, step, frozen
+
+
+def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
+               blur: float | None = DEFAULT_BLUR, return_scores: bool = False, return_info: bool = False,
+               max_iterations: int = MAX_ITERATIONS):
+    """The edge-exact decoder (module docstring): coords Tensor[..., K, 2] (and scores Tensor[..., K];
+    with return_info also a dict: fit valid mask, A, lam, last step, soft-argmax estimate, index)."""
+    out_dtype = compute_dtype(heatmaps.dtype)
+    height, width = heatmaps.shape[-2:]
+    h64 = heatmaps.to(torch.float64)
+    F = gaussian_blur(h64, blur).to(out_dtype) if blur is not None else heatmaps.to(out_dtype)
+    soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
+    r = min(window // 2, max(height, width))
+    if r == 0:
+        coords = soft
+        info = dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
+    else:
+        coords, info = _fit_coords(h64, index, soft, r, blur if blur is not None else FALLBACK_SIGMA, max_iterations)
+        coords = coords.to(out_dtype)
+    out = (coords, scores) if return_scores else coords
+    if return_info:
+        info.update(soft=soft, index=index)
+        return (*out, info) if return_scores else (out, info)
+    return out
+
+
+def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max_iterations: int):
+    S, rows, cols, iy, ix = _window(h64, index, r)
+    x0, y0 = soft[..., 0].detach().to(torch.float64), soft[..., 1].detach().to(torch.float64)
+    lam0 = torch.full_like(x0, 1.0 / (2.0 * s0 * s0))
+    A, x, y, lam, step, frozen = gauss_newton_fit(S.detach(), rows, cols, iy, ix, x0, y0, lam0,
+                                                  max_iterations=max_iterations)
+    mi, mj = (index // h64.shape[-1]).to(torch.float64), (index % h64.shape[-1]).to(torch.float64)
+    valid = (torch.isfinite(A) & torch.isfinite(x) & torch.isfinite(y) & torch.isfinite(lam) & (A > 0)
+             & (lam > lam0 / 100) & (lam < lam0 * 100) & (step < CONVERGED)
+             & ((x - mj).abs() <= r + 0.5) & ((y - mi).abs() <= r + 0.5))
+    # Safe values where the fit is not used (so that the gradient terms stay finite).
+    A = torch.where(valid, A, torch.ones_like(A))
+    x, y, lam = torch.where(valid, x, mj), torch.where(valid, y, mi), torch.where(valid, lam, lam0)
+    fit = torch.stack([x, y], -1)
+    if S.requires_grad:
+        # Implicit-function gradient: phi + (Hs^-1 J^T S - stop_grad(.)), J at the solution.
+        with torch.no_grad():
+            ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
+            Hs = objective_hessian(S, ty, tx, A)
+            free = torch.cat([torch.ones_like(frozen[..., :1]), ~frozen], -1).to(S.dtype)
+            eye = torch.eye(4, dtype=S.dtype, device=S.device)
+            Hs = Hs * free[..., :, None] * free[..., None, :] + eye * (1 - free[..., :, None])
+            Hs = torch.where(valid[..., None, None], Hs, eye)
+            Hinv = torch.linalg.inv(Hs) * free[..., :, None]  # frozen parameters get no gradient
+        jh = _data_terms(S, ty, tx, A)  # linear in S, J fixed
+        dphi = (Hinv @ jh[..., None])[..., 0]
+        fit = fit + (dphi[..., 1:3] - dphi[..., 1:3].detach())
+    coords = torch.where(valid[..., None], fit, soft.to(torch.float64))
+    return coords, dict(valid=valid, A=A, lam=lam, step=step)
+
+
+__all__ = ["decode_fit", "gauss_newton_fit", "objective_hessian", "MAX_ITERATIONS", "CONVERGED"]
