@@ -46,7 +46,8 @@ MAX_ITERATIONS = 20  # Gauss-Newton iterations at most (a clean or noisy peak co
 CONVERGED = 1e-6  # px: a fit whose last step is larger is not used (falls back to the soft-argmax)
 MAX_STEP = 1.0  # px: each Gauss-Newton step of x and y is clamped to this
 MAX_LOG_LAM_STEP = 0.7  # each step changes lam by a factor of at most e^0.7
-FALLBACK_SIGMA = 2.0  # the fit's starting width when decode runs without the pre-filter (blur=None)
+MU_START, MU_DOWN, MU_UP, MU_MIN = 1e-3, 0.1, 10.0, 1e-9  # Levenberg-Marquardt damping (relative to diag N)
+START_SIGMA = 2.0  # the fit's starting width when decode runs without the pre-filter (blur=None)
 
 # ---------------------------------------------------------------------------------- the model
 # k_p = kx(j) ky(i), kx(j) = exp(-lam (j - x)^2). Per axis, the value and its derivatives w.r.t.
@@ -146,31 +147,54 @@ def _window(h: Tensor, index: Tensor, r: int):
     return S, rows.to(h.dtype), cols.to(h.dtype), iy, ix
 
 
-def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITERATIONS):
-    """Gauss-Newton for min sum (S - A k(x, y, lam))^2 over the box, from (x0, y0, lam0) with A
-    profiled at the start. An axis with a single pixel in the frame keeps its coordinate.
-    Returns (A, x, y, lam, last step size in px, frozen-axis mask [..., 3]). No autograd."""
+def _energy(C: Tensor, E: Tensor, A: Tensor) -> Tensor:
+    """sum_p (h_p - A k_p)^2 - sum_p h_p^2 = A^2 E - 2 A C (C = sum h k, E = sum k^2)."""
+    return A * (A * E - 2 * C)
+
+
+def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITERATIONS, fit_width=True):
+    """Levenberg-Marquardt (Gauss-Newton with a damping that grows on a step that does not lower
+    the residual) for min sum (S - A k(x, y, lam))^2 over the box, from (x0, y0, lam0), A profiled
+    at the start. An axis with a single pixel in the frame keeps its coordinate; lam is held at
+    lam0 unless fit_width. Each iteration evaluates the model once, at the trial point: the
+    residual there is A^2 E - 2 A C + sum S^2 (E, C the template's and the data's sums that the
+    next step needs anyway), so the accept test costs nothing. Returns (A, x, y, lam, largest
+    |step| of x, y in the last iteration, frozen mask [..., 3] of (x, y, lam)). No autograd."""
     with torch.no_grad():
         x, y, lam = x0.clone(), y0.clone(), lam0.clone()
-        frozen = torch.stack([ix.sum(-1) < 2, iy.sum(-1) < 2, torch.zeros_like(x, dtype=torch.bool)], -1)
-        ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
-        A = _contract(S, ty, tx, "") / _template(ty, tx, "", "")
-        step = torch.full_like(x, float("inf"))
+        frozen = torch.stack([ix.sum(-1) < 2, iy.sum(-1) < 2, torch.full_like(x, not fit_width, dtype=torch.bool)],
+                             -1)
         free = torch.cat([torch.ones_like(frozen[..., :1]), ~frozen], -1).to(S.dtype)  # (A, x, y, lam)
         eye = torch.eye(4, dtype=S.dtype, device=S.device)
+        ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
+        C, E = _contract(S, ty, tx, ""), _template(ty, tx, "", "")
+        A = C / E
+        f = _energy(C, E, A)
+        mu = torch.full_like(x, MU_START)
+        eps = torch.finfo(S.dtype).eps
+        step = torch.full_like(x, float("inf"))
         for _ in range(max_iterations):
             N = _jacobian_terms(ty, tx, A)
             g = _data_terms(S, ty, tx, A) - A[..., None] * N[..., :, 0]  # J^T r
             # Frozen parameters: their rows and columns replaced by the identity, their step 0.
-            mask = free[..., :, None] * free[..., None, :]
-            N = N * mask + eye * (1 - free[..., :, None])
-            d = torch.linalg.solve(N, (g * free)[..., None])[..., 0]
+            Nd = N * (free[..., :, None] * free[..., None, :]) + eye * (1 - free[..., :, None])
+            Nd = Nd + mu[..., None, None] * torch.diag_embed(torch.diagonal(Nd, dim1=-2, dim2=-1))
+            d, status = torch.linalg.solve_ex(Nd, (g * free)[..., None])
+            d = torch.where((status == 0)[..., None], d[..., 0], torch.full_like(g, float("nan")))  # singular: invalid
             dx, dy = d[..., 1].clamp(-MAX_STEP, MAX_STEP), d[..., 2].clamp(-MAX_STEP, MAX_STEP)
             dl = (d[..., 3] / lam).clamp(-MAX_LOG_LAM_STEP, MAX_LOG_LAM_STEP)
-            A = A + d[..., 0]
-            x, y, lam = x + dx, y + dy, lam * torch.exp(dl)
+            At, xt, yt, lt = A + d[..., 0], x + dx, y + dy, lam * torch.exp(dl)
+            tyt, txt = _axis_tables(rows, yt, lt, iy), _axis_tables(cols, xt, lt, ix)
+            Ct, Et = _contract(S, tyt, txt, ""), _template(tyt, txt, "", "")
+            ft = _energy(Ct, Et, At)
+            ok = ft <= f + 8 * eps * f.abs()  # not worse, up to rounding (NaN: rejected)
             step = torch.maximum(dx.abs(), dy.abs())
-            ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
+            A, x, y, lam, f = (torch.where(ok, new, old) for new, old in ((At, A), (xt, x), (yt, y), (lt, lam), (ft, f)))
+            ty = {k: torch.where(ok[..., None], tyt[k], ty[k]) for k in ty}
+            tx = {k: torch.where(ok[..., None], txt[k], tx[k]) for k in tx}
+            mu = torch.where(ok, (mu * MU_DOWN).clamp_min(MU_MIN), mu * MU_UP)
+            if bool(((step < 1e-14) & (dl.abs() < 1e-14) | ~torch.isfinite(step)).all()):
+                break  # every map at its solution to rounding (or failed): more steps change nothing
         return A, x, y, lam, step, frozen
 
 
@@ -189,7 +213,7 @@ def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: f
         coords = soft
         info = dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
     else:
-        coords, info = _fit_coords(h64, index, soft, r, blur if blur is not None else FALLBACK_SIGMA, max_iterations)
+        coords, info = _fit_coords(h64, index, soft, r, blur if blur is not None else START_SIGMA, max_iterations)
         coords = coords.to(out_dtype)
     out = (coords, scores) if return_scores else coords
     if return_info:
@@ -221,7 +245,9 @@ def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max
             eye = torch.eye(4, dtype=S.dtype, device=S.device)
             Hs = Hs * free[..., :, None] * free[..., None, :] + eye * (1 - free[..., :, None])
             Hs = torch.where(valid[..., None, None], Hs, eye)
-            Hinv = torch.linalg.inv(Hs) * free[..., :, None]  # frozen parameters get no gradient
+            Hinv, status = torch.linalg.inv_ex(Hs)
+            Hinv = torch.where((status == 0)[..., None, None], Hinv, torch.zeros_like(Hinv))
+            Hinv = Hinv * free[..., :, None]  # frozen parameters get no gradient
         jh = _data_terms(S, ty, tx, A)  # linear in S, J fixed
         dphi = (Hinv @ jh[..., None])[..., 0]
         fit = fit + (dphi[..., 1:3] - dphi[..., 1:3].detach())
