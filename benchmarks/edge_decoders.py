@@ -33,7 +33,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.join(os.p
 
 from shr_ops import codecs, reference  # noqa: E402
 from shr_ops.defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW  # noqa: E402
-from shr_ops.edge_decode import _window, decode_fit, gauss_newton_fit  # noqa: E402
+from shr_ops.edge_decode import _fit_coords, _window, decode_fit, fit_radius, gauss_newton_fit  # noqa: E402
 from shr_ops.filters import gaussian_blur  # noqa: E402
 from shr_fan.codec_study import degrade  # noqa: E402
 
@@ -113,12 +113,21 @@ def fixed_width_fit(h: Tensor, window: int, temperature: float, blur: float) -> 
     amplitude and the centre are fitted): exact only when the map's sigma equals blur."""
     h = h.double()
     F = gaussian_blur(h, blur)
-    soft, _, idx = reference.decode_with_index(F, window=window, temperature=temperature)
-    S, rows, cols, iy, ix = _window(h, idx, window // 2)
+    soft, _, idx = reference.decode_with_index(F.float(), window=window, temperature=temperature)
+    S, rows, cols, iy, ix = _window(h, idx, fit_radius(window, blur))
     lam0 = torch.full(idx.shape, 1 / (2 * blur * blur), dtype=torch.float64)
-    x, y = soft[..., 0].clone(), soft[..., 1].clone()
+    x, y = soft[..., 0].double(), soft[..., 1].double()
     A, x, y, lam, step, _ = gauss_newton_fit(S, rows, cols, iy, ix, x, y, lam0, fit_width=False)
     return torch.stack([x, y], -1)
+
+
+def filtered_model_fit(h: Tensor, window: int, temperature: float, blur: float) -> Tensor:
+    """The least-squares fit of the pre-filtered map's window by the pre-filtered Gaussian (the
+    zero-border filter modelled exactly, so also exact on clean maps): LSQ on filtered noise."""
+    h = h.double()
+    F = gaussian_blur(h, blur)
+    soft, _, idx = reference.decode_with_index(F.float(), window=window, temperature=temperature)
+    return _fit_coords(h, idx, soft, fit_radius(window, blur), blur, 20, filtered_blur=blur)[0]
 
 
 def candidates(sigma: float):
@@ -134,8 +143,10 @@ def candidates(sigma: float):
         "log-quadratic fit (Guo, h^2)": ("shr", lambda h: log_quadratic_fit(h, w, b)),
         "log-quadratic fit, 3 reweightings": ("shr", lambda h: log_quadratic_fit(h, w, b, iterations=3)),
         "log-quadratic fit of normalised F": ("shr", lambda h: log_quadratic_fit(h, w, b, on_filtered=True)),
-        "LSQ Gaussian fit, width = blur": ("shr", lambda h: fixed_width_fit(h, w, t, b)),
-        "LSQ Gaussian fit (chosen)": ("shr", lambda h: decode_fit(h)),
+        "LSQ fit of F, filtered model, 13x13": ("shr", lambda h: filtered_model_fit(h, w, t, b)),
+        "LSQ fit, width = blur, 13x13": ("shr", lambda h: fixed_width_fit(h, w, t, b)),
+        "LSQ fit, 9x9": ("shr", lambda h: decode_fit(h, radius=w // 2)),
+        "LSQ fit, 13x13 (chosen)": ("shr", lambda h: decode_fit(h)),
     }
 
 
@@ -215,6 +226,34 @@ def print_tables(size: int, sigma: float, res: dict, conditions=CONDITIONS) -> N
                 print(f"| {name} | " + " | ".join(f"{fmt(m)} / {fmt(x)}" for m, x in cells) + " |")
 
 
+def interior_table(size: int, sigma: float, points: int, seed: int) -> None:
+    """The codec study's main-table landmarks (uniform in [4, S - 5]): mean error and the paired
+    difference to today's default (+- its standard error), for the decoders the issue compares."""
+    from shr_fan.codec_study import random_landmarks
+    lm = random_landmarks(points, size, torch.Generator().manual_seed(seed))
+    names = ("default (today)", "dark (mmpose)", "udp (mmpose)", "LSQ fit, 9x9", "LSQ fit, 13x13 (chosen)")
+    cand = candidates(sigma)
+    print(f"\n### Away from the edge: {points} landmarks uniform in [4, {size - 5}], {size}x{size}, sigma = {sigma}\n")
+    print("mean error px (paired difference to today's default +- its standard error)\n")
+    print("| decoder | " + " | ".join(CONDITIONS) + " |")
+    print("|---|" + "---|" * len(CONDITIONS))
+    errs = {}
+    for cond in CONDITIONS:
+        for name in names:
+            enc, fn = cand[name]
+            m = maps_for("shr" if cond == "network-exact" else enc, lm, size, sigma, cond, seed + 1)
+            errs[(cond, name)] = (fn(m).double() - lm).norm(dim=-1).squeeze(-1)
+    for name in names:
+        cells = []
+        for cond in CONDITIONS:
+            e, d = errs[(cond, name)], errs[(cond, name)] - errs[(cond, names[0])]
+            cells.append(f"{e.mean():.5f}" if name == names[0] else
+                         f"{e.mean():.5f} ({d.mean():+.5f} +- {d.std() / len(d) ** 0.5:.5f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    d = errs[("noise", names[-1])] - errs[("noise", "dark (mmpose)")]
+    print(f"\nchosen - DARK on noise: {d.mean():+.5f} +- {d.std() / len(d) ** 0.5:.5f} px")
+
+
 def cost(size: int = 64, n: int = 2048, repeats: int = 3) -> None:
     """Time per map of the reference implementations (one thread), today's default against the fit."""
     lm = 2 + torch.rand(n, 1, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (size - 5)
@@ -250,16 +289,19 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", help="candidate names to run (default: all)")
     p.add_argument("--conditions", nargs="*", default=list(CONDITIONS))
     p.add_argument("--no-cost", action="store_true")
+    p.add_argument("--interior-points", type=int, default=8000, help="landmarks of the interior table (0: none)")
     p.add_argument("--quick", action="store_true", help="200 points, 64x64, sigma 2")
     a = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if a.quick:
-        a.sizes, a.sigmas, a.points = [64], [2.0], 200
+        a.sizes, a.sigmas, a.points, a.interior_points = [64], [2.0], 200, 400
     for size in a.sizes:
         for sigma in a.sigmas:
             t0 = time.time()
             res = run(size, sigma, a.points, a.seed, a.only, a.conditions)
             print_tables(size, sigma, res, a.conditions)
+            if a.interior_points:
+                interior_table(size, sigma, a.interior_points, a.seed)
             print(f"\n({time.time() - t0:.0f} s)")
     if not a.no_cost:
         cost()

@@ -1,5 +1,5 @@
 """Prototype of the edge-exact SHR decoder (issue 13, item 3): pure PyTorch, not yet the default and
-not yet in the kernels (the design and how to port it: docs/edge_exact_decoder.md).
+not yet in the kernels (the design, its measurements and how to port it: docs/edge_exact_decoder.md).
 
     decode_fit(heatmaps, window=9, temperature=40, blur=2.0) -> coords [..., K, 2] (, scores [..., K])
 
@@ -9,31 +9,35 @@ y = i):
      frame, rounded to the compute dtype), m = its first argmax, the window x window box around m
      clipped to the frame, and the soft-argmax estimate (temperature t) over that box. The index
      and the score (F at m) are today's, unchanged.
-  2. New: a least-squares fit of an isotropic Gaussian to the *raw* map over the same box,
+  2. New: a least-squares fit of an isotropic Gaussian to the *raw* map over the box around m of
+     radius max(window // 2, ceil(3 blur)) (fit_radius: 13 x 13 at the defaults), clipped,
          min over (A, x, y, lam) of  sum_{p in box} (h_p - A exp(-lam |p - (x, y)|^2))^2,
-     by Gauss-Newton from (the soft-argmax estimate, lam = 1 / (2 blur^2), A profiled). The box is
-     a fixed set of pixels, so a clean Gaussian of any sigma fits with zero residual however the
-     box is clipped by the frame: the fit is exact up to the corner, where the soft-argmax (whose
-     weights miss the outside half of the peak) and the zero-border pre-filter (which pulls the
-     filtered peak inward) are not. Noise enters linearly (no log of the data), so it is the
-     maximum-likelihood estimate under white Gaussian noise.
+     by Levenberg-Marquardt from the soft-argmax estimate, A profiled, and lam from the curvature
+     of log F at m (start_width: sF^2 = s^2 + blur^2). The box is a fixed set of pixels, so a clean
+     Gaussian of any sigma fits with zero residual however the frame clips the box: the fit is exact
+     up to the corner, where the soft-argmax (whose weights miss the outside half of the peak) and
+     the zero-border pre-filter (which pulls the filtered peak inward) are not. Noise enters
+     linearly (no log of the data): it is the maximum-likelihood estimate under white Gaussian
+     noise.
   3. The fit is used when it is valid: converged (last step < CONVERGED px), finite, A > 0,
-     lam within [lam0 / 100, 100 lam0], and (x, y) inside the box grown by half a pixel. Otherwise
-     (flat, negative or garbage maps) the result is today's soft-argmax estimate.
+     lam within 100x of 1 / (2 blur^2), and (x, y) inside the box grown by half a pixel. Otherwise
+     (flat, negative or garbage maps; window 1) the result is today's soft-argmax estimate: with
+     decode's defaults, reference.decode's result, bit for bit.
 
 Gradient: for a valid fit, that of the fit's solution (implicit function theorem): with
 phi = (A, x, y, lam), J_p = d(A k_p)/d phi and the exact Hessian of the least-squares objective
 Hs = sum_p J_p J_p^T - sum_p r_p d^2(A k_p)/d phi^2 (r_p = h_p - A k_p), d phi / d h_p = Hs^-1 J_p:
 nonzero on the box only, and not through the pre-filter. The score's gradient flows through the
 pre-filter as today. For a fallback map, today's gradient. The forward value is the converged
-Gauss-Newton iterate; the gradient is attached with phi + (Hs^-1 g(h) - stop_grad(.)), which adds
-nothing to the value. `decode_fit` is differentiable in float64 (tests/test_edge_decode.py runs
-gradcheck).
+iterate; the gradient is attached as phi + (Hs^-1 J^T h - stop_grad(.)), which adds nothing to the
+value. `decode_fit` is differentiable in float64 (tests/test_edge_decode.py runs gradcheck).
 
 Everything here is computed in float64 and returned as float64 for float64 input, float32
 otherwise (as reference.decode).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -74,6 +78,17 @@ def _axis_tables(pos: Tensor, c: Tensor, lam: Tensor, inside: Tensor) -> dict:
     uk = u * k
     return dict(k=k, p=2 * L * uk, pp=(4 * L * L * u * u - 2 * L) * k, l=-u * uk, ll=u * u * u * uk,
                 pl=2 * uk * (1 - L * u * u))
+
+
+def _blurred_axis_tables(pos: Tensor, c: Tensor, lam: Tensor, inside: Tensor, taps: Tensor, length: int) -> dict:
+    """The 1D tables of the pre-filtered model on one axis: sum_d taps[d] t(pos + d - r) over the
+    source positions inside [0, length) (the pre-filter's zero border), for each table t of
+    _axis_tables. pos [..., n]; taps [2r + 1] (the pre-filter's, gaussian_taps)."""
+    r = taps.numel() // 2
+    q = pos[..., :, None] + torch.arange(-r, r + 1, dtype=pos.dtype, device=pos.device)
+    inq = ((q >= 0) & (q < length)).to(pos.dtype)
+    raw = _axis_tables(q, c[..., None], lam[..., None], inq)
+    return {k: (v * taps).sum(-1) * inside for k, v in raw.items()}
 
 
 def _dkey(a: str, b: str = "") -> str:
@@ -152,7 +167,8 @@ def _energy(C: Tensor, E: Tensor, A: Tensor) -> Tensor:
     return A * (A * E - 2 * C)
 
 
-def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITERATIONS, fit_width=True):
+def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITERATIONS, fit_width=True,
+                     ty_fn=None, tx_fn=None):
     """Levenberg-Marquardt (Gauss-Newton with a damping that grows on a step that does not lower
     the residual) for min sum (S - A k(x, y, lam))^2 over the box, from (x0, y0, lam0), A profiled
     at the start. An axis with a single pixel in the frame keeps its coordinate; lam is held at
@@ -160,13 +176,15 @@ def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_
     residual there is A^2 E - 2 A C + sum S^2 (E, C the template's and the data's sums that the
     next step needs anyway), so the accept test costs nothing. Returns (A, x, y, lam, largest
     |step| of x, y in the last iteration, frozen mask [..., 3] of (x, y, lam)). No autograd."""
+    ty_fn = ty_fn or (lambda c, lam: _axis_tables(rows, c, lam, iy))
+    tx_fn = tx_fn or (lambda c, lam: _axis_tables(cols, c, lam, ix))
     with torch.no_grad():
         x, y, lam = x0.clone(), y0.clone(), lam0.clone()
         frozen = torch.stack([ix.sum(-1) < 2, iy.sum(-1) < 2, torch.full_like(x, not fit_width, dtype=torch.bool)],
                              -1)
         free = torch.cat([torch.ones_like(frozen[..., :1]), ~frozen], -1).to(S.dtype)  # (A, x, y, lam)
         eye = torch.eye(4, dtype=S.dtype, device=S.device)
-        ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
+        ty, tx = ty_fn(y, lam), tx_fn(x, lam)
         C, E = _contract(S, ty, tx, ""), _template(ty, tx, "", "")
         A = C / E
         f = _energy(C, E, A)
@@ -184,7 +202,7 @@ def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_
             dx, dy = d[..., 1].clamp(-MAX_STEP, MAX_STEP), d[..., 2].clamp(-MAX_STEP, MAX_STEP)
             dl = (d[..., 3] / lam).clamp(-MAX_LOG_LAM_STEP, MAX_LOG_LAM_STEP)
             At, xt, yt, lt = A + d[..., 0], x + dx, y + dy, lam * torch.exp(dl)
-            tyt, txt = _axis_tables(rows, yt, lt, iy), _axis_tables(cols, xt, lt, ix)
+            tyt, txt = ty_fn(yt, lt), tx_fn(xt, lt)
             Ct, Et = _contract(S, tyt, txt, ""), _template(tyt, txt, "", "")
             ft = _energy(Ct, Et, At)
             ok = ft <= f + 8 * eps * f.abs()  # not worse, up to rounding (NaN: rejected)
@@ -198,22 +216,32 @@ def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_
         return A, x, y, lam, step, frozen
 
 
+def fit_radius(window: int, blur: float | None) -> int:
+    """The fit's box radius: the window's, grown to the pre-filter's radius ceil(3 blur) (6 at the
+    default blur 2: a 13 x 13 box; the 9 x 9 window loses 0.4 % (noise) to 2 % (network-like maps)
+    against today's decoder away from the edge, 13 x 13 gains)."""
+    return max(window // 2, 0 if blur is None else int(math.ceil(3 * blur)))
+
+
 def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
                blur: float | None = DEFAULT_BLUR, return_scores: bool = False, return_info: bool = False,
-               max_iterations: int = MAX_ITERATIONS):
+               max_iterations: int = MAX_ITERATIONS, radius: int | None = None):
     """The edge-exact decoder (module docstring): coords Tensor[..., K, 2] (and scores Tensor[..., K];
-    with return_info also a dict: fit valid mask, A, lam, last step, soft-argmax estimate, index)."""
+    with return_info also a dict: fit valid mask, A, lam, last step, soft-argmax estimate, index).
+    `radius` overrides the fit's box radius (fit_radius) for experiments."""
     out_dtype = compute_dtype(heatmaps.dtype)
     height, width = heatmaps.shape[-2:]
     h64 = heatmaps.to(torch.float64)
     F = gaussian_blur(h64, blur).to(out_dtype) if blur is not None else heatmaps.to(out_dtype)
     soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
-    r = min(window // 2, max(height, width))
-    if r == 0:
+    r = min(fit_radius(window, blur) if radius is None else radius, max(height, width))
+    if window // 2 == 0 or r == 0:
         coords = soft
         info = dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
     else:
-        coords, info = _fit_coords(h64, index, soft, r, blur if blur is not None else START_SIGMA, max_iterations)
+        s0 = blur if blur is not None else START_SIGMA
+        lam0 = start_width(F.detach().to(torch.float64), index, blur, s0)
+        coords, info = _fit_coords(h64, index, soft, r, s0, max_iterations, start_lam=lam0)
         coords = coords.to(out_dtype)
     out = (coords, scores) if return_scores else coords
     if return_info:
@@ -222,15 +250,67 @@ def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: f
     return out
 
 
-def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max_iterations: int):
-    S, rows, cols, iy, ix = _window(h64, index, r)
+def prefilter_taps(blur: float, dtype=torch.float64) -> Tensor:
+    """The pre-filter's taps (filters.gaussian_blur, csrc gaussian_taps): radius ceil(3 blur)."""
+    r = int(math.ceil(3 * blur))
+    t = torch.arange(-r, r + 1, dtype=dtype)
+    k = torch.exp(-(t * t) / (2 * blur * blur))
+    return k / k.sum()
+
+
+def start_width(F: Tensor, index: Tensor, blur: float | None, fallback: float) -> Tensor:
+    """The fit's starting lam = 1 / (2 s^2), from the curvature of log F at its argmax: per axis the
+    second difference of log F over three pixels around the argmax (shifted inward at the edge)
+    is -1 / sF^2 for a Gaussian of std sF, and a Gaussian of std s pre-filtered by one of std b has
+    sF^2 = s^2 + b^2 (filters.gaussian_blur, away from the edge). s^2 = mean over the axes of
+    sF^2, minus b^2, clamped to [b^2 / 16, 16 b^2] (fallback^2 where no axis has 3 pixels or F is
+    not positive there). Without the pre-filter, b = 0 and F = h."""
+    height, width = F.shape[-2:]
+    b2 = 0.0 if blur is None else blur * blur
+    ref2 = fallback * fallback
+    mi, mj = index // width, index % width
+    flat = F.flatten(-2)
+    inv = []
+    for m, n, stride in ((mj, width, 1), (mi, height, width)):
+        if n < 3:
+            continue
+        c = m.clamp(1, n - 2)  # the centre of the three pixels
+        base = index + (c - m) * stride
+        v = [flat.gather(-1, (base + o * stride)[..., None]).squeeze(-1) for o in (-1, 0, 1)]
+        ok = (v[0] > 0) & (v[1] > 0) & (v[2] > 0)
+        d = torch.log(torch.where(ok, v[0], torch.ones_like(v[0]))) - 2 * torch.log(
+            torch.where(ok, v[1], torch.ones_like(v[1]))) + torch.log(torch.where(ok, v[2], torch.ones_like(v[2])))
+        inv.append(torch.where(ok & (d < 0), -1.0 / d, torch.full_like(d, float("nan"))))  # sF^2, NaN if unusable
+    if not inv:
+        return torch.full(index.shape, 1.0 / (2.0 * ref2), dtype=F.dtype, device=F.device)
+    sf2 = torch.stack(inv, -1).nanmean(-1)
+    s2 = torch.where(torch.isfinite(sf2), sf2 - b2, torch.full_like(sf2, ref2))
+    lo, hi = (ref2 / 16, ref2 * 16)
+    return 1.0 / (2.0 * s2.clamp(lo, hi))
+
+
+def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max_iterations: int,
+                filtered_blur: float | None = None, start_lam: Tensor | None = None):
+    """The fit's coordinates and info. filtered_blur (a rejected variant, for benchmarks/edge_decoders.py):
+    fit the pre-filtered map with the pre-filtered model instead of the raw map with the Gaussian."""
+    height, width = h64.shape[-2:]
+    if filtered_blur is None:
+        S, rows, cols, iy, ix = _window(h64, index, r)
+        ty_fn = lambda c, lam: _axis_tables(rows, c, lam, iy)  # noqa: E731
+        tx_fn = lambda c, lam: _axis_tables(cols, c, lam, ix)  # noqa: E731
+    else:
+        taps = prefilter_taps(filtered_blur).to(h64.device)
+        S, rows, cols, iy, ix = _window(gaussian_blur(h64, filtered_blur), index, r)
+        ty_fn = lambda c, lam: _blurred_axis_tables(rows, c, lam, iy, taps, height)  # noqa: E731
+        tx_fn = lambda c, lam: _blurred_axis_tables(cols, c, lam, ix, taps, width)  # noqa: E731
     x0, y0 = soft[..., 0].detach().to(torch.float64), soft[..., 1].detach().to(torch.float64)
-    lam0 = torch.full_like(x0, 1.0 / (2.0 * s0 * s0))
+    lam_ref = 1.0 / (2.0 * s0 * s0)
+    lam0 = torch.full_like(x0, lam_ref) if start_lam is None else start_lam
     A, x, y, lam, step, frozen = gauss_newton_fit(S.detach(), rows, cols, iy, ix, x0, y0, lam0,
-                                                  max_iterations=max_iterations)
+                                                  max_iterations=max_iterations, ty_fn=ty_fn, tx_fn=tx_fn)
     mi, mj = (index // h64.shape[-1]).to(torch.float64), (index % h64.shape[-1]).to(torch.float64)
     valid = (torch.isfinite(A) & torch.isfinite(x) & torch.isfinite(y) & torch.isfinite(lam) & (A > 0)
-             & (lam > lam0 / 100) & (lam < lam0 * 100) & (step < CONVERGED)
+             & (lam > lam_ref / 100) & (lam < lam_ref * 100) & (step < CONVERGED)
              & ((x - mj).abs() <= r + 0.5) & ((y - mi).abs() <= r + 0.5))
     # Safe values where the fit is not used (so that the gradient terms stay finite).
     A = torch.where(valid, A, torch.ones_like(A))
@@ -239,7 +319,7 @@ def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max
     if S.requires_grad:
         # Implicit-function gradient: phi + (Hs^-1 J^T S - stop_grad(.)), J at the solution.
         with torch.no_grad():
-            ty, tx = _axis_tables(rows, y, lam, iy), _axis_tables(cols, x, lam, ix)
+            ty, tx = ty_fn(y, lam), tx_fn(x, lam)
             Hs = objective_hessian(S, ty, tx, A)
             free = torch.cat([torch.ones_like(frozen[..., :1]), ~frozen], -1).to(S.dtype)
             eye = torch.eye(4, dtype=S.dtype, device=S.device)
