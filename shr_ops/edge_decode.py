@@ -22,7 +22,8 @@ y = i):
   3. The fit is used when it is valid: converged (last step < CONVERGED px), finite, A > 0,
      lam within 100x of 1 / (2 blur^2), and (x, y) inside the box grown by half a pixel. Otherwise
      (flat, negative or garbage maps; window 1) the result is today's soft-argmax estimate: with
-     decode's defaults, reference.decode's result, bit for bit.
+     decode's defaults, reference.decode's result, bit for bit. Without the pre-filter
+     (blur=None) there is no fit: decode_fit is reference.decode, the plain local soft-argmax.
 
 Gradient: for a valid fit, that of the fit's solution (implicit function theorem): with
 phi = (A, x, y, lam), J_p = d(A k_p)/d phi and the exact Hessian of the least-squares objective
@@ -51,7 +52,6 @@ CONVERGED = 1e-6  # px: a fit whose last step is larger is not used (falls back 
 MAX_STEP = 1.0  # px: each Gauss-Newton step of x and y is clamped to this
 MAX_LOG_LAM_STEP = 0.7  # each step changes lam by a factor of at most e^0.7
 MU_START, MU_DOWN, MU_UP, MU_MIN = 1e-3, 0.1, 10.0, 1e-9  # Levenberg-Marquardt damping (relative to diag N)
-START_SIGMA = 2.0  # the fit's starting width when decode runs without the pre-filter (blur=None)
 
 # ---------------------------------------------------------------------------------- the model
 # k_p = kx(j) ky(i), kx(j) = exp(-lam (j - x)^2). Per axis, the value and its derivatives w.r.t.
@@ -216,11 +216,11 @@ def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_
         return A, x, y, lam, step, frozen
 
 
-def fit_radius(window: int, blur: float | None) -> int:
+def fit_radius(window: int, blur: float) -> int:
     """The fit's box radius: the window's, grown to the pre-filter's radius ceil(3 blur) (6 at the
     default blur 2: a 13 x 13 box; the 9 x 9 window loses 0.4 % (noise) to 2 % (network-like maps)
     against today's decoder away from the edge, 13 x 13 gains)."""
-    return max(window // 2, 0 if blur is None else int(math.ceil(3 * blur)))
+    return max(window // 2, int(math.ceil(3 * blur)))
 
 
 def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
@@ -234,14 +234,13 @@ def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: f
     h64 = heatmaps.to(torch.float64)
     F = gaussian_blur(h64, blur).to(out_dtype) if blur is not None else heatmaps.to(out_dtype)
     soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
-    r = min(fit_radius(window, blur) if radius is None else radius, max(height, width))
-    if window // 2 == 0 or r == 0:
+    r = 0 if blur is None else min(fit_radius(window, blur) if radius is None else radius, max(height, width))
+    if window // 2 == 0 or r == 0:  # the argmax (window 1), or the plain soft-argmax (blur=None): no fit
         coords = soft
         info = dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
     else:
-        s0 = blur if blur is not None else START_SIGMA
-        lam0 = start_width(F.detach().to(torch.float64), index, blur, s0)
-        coords, info = _fit_coords(h64, index, soft, r, s0, max_iterations, start_lam=lam0)
+        lam0 = start_width(F.detach().to(torch.float64), index, blur, blur)
+        coords, info = _fit_coords(h64, index, soft, r, blur, max_iterations, start_lam=lam0)
         coords = coords.to(out_dtype)
     out = (coords, scores) if return_scores else coords
     if return_info:

@@ -68,7 +68,13 @@ def test_fallback_is_todays_decoder():
     c, info = decode_fit(h, return_info=True)
     assert not info["valid"].any()
     torch.testing.assert_close(c, reference.decode(h), equal_nan=True, rtol=0, atol=0)
-    # window 1: the argmax, no fit.
+    # window 1: the argmax, and blur=None: the plain soft-argmax; no fit.
+    g = torch.Generator().manual_seed(4)
+    lm = edge_landmarks(20, 24)
+    noisy = reference.encode(lm, (24, 24), 2.0) + 0.05 * torch.randn(len(lm), 1, 24, 24, generator=g,
+                                                                     dtype=torch.float64)
+    assert torch.equal(decode_fit(noisy, window=7, temperature=10.0, blur=None),
+                       reference.decode(noisy, window=7, temperature=10.0, blur=None))
     torch.testing.assert_close(decode_fit(h, window=1, temperature=1.0), reference.decode(h, window=1, temperature=1.0),
                                equal_nan=True, rtol=0, atol=0)
 
