@@ -33,7 +33,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.join(os.p
 
 from shr_ops import codecs, reference  # noqa: E402
 from shr_ops.defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW  # noqa: E402
-from shr_ops.edge_decode import _fit_coords, _window, decode_fit, fit_radius, gauss_newton_fit  # noqa: E402
+from shr_ops.edge_decode import _fit_coords, _window, decode_fit, fit_radius, fit_gaussian  # noqa: E402
 from shr_ops.filters import gaussian_blur  # noqa: E402
 from shr_fan.codec_study import degrade  # noqa: E402
 
@@ -117,7 +117,7 @@ def fixed_width_fit(h: Tensor, window: int, temperature: float, blur: float) -> 
     S, rows, cols, iy, ix = _window(h, idx, fit_radius(window, blur))
     lam0 = torch.full(idx.shape, 1 / (2 * blur * blur), dtype=torch.float64)
     x, y = soft[..., 0].double(), soft[..., 1].double()
-    A, x, y, lam, step, _ = gauss_newton_fit(S, rows, cols, iy, ix, x, y, lam0, fit_width=False)
+    A, x, y, lam, step, _, _ = fit_gaussian(S, rows, cols, iy, ix, x, y, lam0, fit_width=False)
     return torch.stack([x, y], -1)
 
 
@@ -277,7 +277,12 @@ def cost(size: int = 64, n: int = 2048, repeats: int = 3) -> None:
             best = min(best, time.perf_counter() - t0)
         print(f"| {name} | {best / n * 1e6:.1f} |")
     _, info = decode_fit(h, return_info=True)
-    print(f"\nfit used on {info['valid'].float().mean().item() * 100:.2f} % of these noisy maps")
+    it = info["iterations"].double()
+    print(f"\nfit used on {info['valid'].float().mean().item() * 100:.2f} % of these noisy maps; Levenberg-Marquardt "
+          f"iterations {it.mean():.2f} on average, at most {int(it.max())} (float32 maps: stop at a step < 1e-7 px)")
+    clean = reference.encode(lm, (size, size), 2.0).float()
+    it = decode_fit(clean, return_info=True)[1]["iterations"].double()
+    print(f"clean maps: {it.mean():.2f} iterations on average, at most {int(it.max())}")
 
 
 def main(argv=None) -> int:

@@ -47,9 +47,12 @@ from .defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW
 from .filters import gaussian_blur
 from .reference import compute_dtype, decode_with_index
 
-MAX_ITERATIONS = 20  # Gauss-Newton iterations at most (a clean or noisy peak converges in 3-8)
+MAX_ITERATIONS = 20  # Levenberg-Marquardt iterations at most (clean peaks take about 4, noisy ones 6-9)
 CONVERGED = 1e-6  # px: a fit whose last step is larger is not used (falls back to the soft-argmax)
-MAX_STEP = 1.0  # px: each Gauss-Newton step of x and y is clamped to this
+# px: a map stops iterating after a step below this, by the dtype of the maps (the kernels' tolerance
+# against the reference is 1e-10 for float64 and 1e-5 for float32)
+STOP = {torch.float64: 1e-12, torch.float32: 1e-7, torch.float16: 1e-7, torch.bfloat16: 1e-7}
+MAX_STEP = 1.0  # px: each step of x and y is clamped to this
 MAX_LOG_LAM_STEP = 0.7  # each step changes lam by a factor of at most e^0.7
 MU_START, MU_DOWN, MU_UP, MU_MIN = 1e-3, 0.1, 10.0, 1e-9  # Levenberg-Marquardt damping (relative to diag N)
 
@@ -167,15 +170,17 @@ def _energy(C: Tensor, E: Tensor, A: Tensor) -> Tensor:
     return A * (A * E - 2 * C)
 
 
-def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITERATIONS, fit_width=True,
-                     ty_fn=None, tx_fn=None):
+def fit_gaussian(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITERATIONS, fit_width=True,
+                     ty_fn=None, tx_fn=None, stop=STOP[torch.float64]):
     """Levenberg-Marquardt (Gauss-Newton with a damping that grows on a step that does not lower
     the residual) for min sum (S - A k(x, y, lam))^2 over the box, from (x0, y0, lam0), A profiled
     at the start. An axis with a single pixel in the frame keeps its coordinate; lam is held at
     lam0 unless fit_width. Each iteration evaluates the model once, at the trial point: the
     residual there is A^2 E - 2 A C + sum S^2 (E, C the template's and the data's sums that the
-    next step needs anyway), so the accept test costs nothing. Returns (A, x, y, lam, largest
-    |step| of x, y in the last iteration, frozen mask [..., 3] of (x, y, lam)). No autograd."""
+    next step needs anyway), so the accept test costs nothing. A map stops iterating after a step
+    (accepted or not) of x and y below `stop` px, or after max_iterations. Returns (A, x, y, lam,
+    largest |step| of x, y in its last iteration, frozen mask [..., 3] of (x, y, lam), iterations
+    per map: the model is evaluated 1 + iterations times). No autograd."""
     ty_fn = ty_fn or (lambda c, lam: _axis_tables(rows, c, lam, iy))
     tx_fn = tx_fn or (lambda c, lam: _axis_tables(cols, c, lam, ix))
     with torch.no_grad():
@@ -191,7 +196,10 @@ def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_
         mu = torch.full_like(x, MU_START)
         eps = torch.finfo(S.dtype).eps
         step = torch.full_like(x, float("inf"))
+        active = torch.ones_like(x, dtype=torch.bool)
+        iterations = torch.zeros_like(x, dtype=torch.int64)
         for _ in range(max_iterations):
+            iterations += active
             N = _jacobian_terms(ty, tx, A)
             g = _data_terms(S, ty, tx, A) - A[..., None] * N[..., :, 0]  # J^T r
             # Frozen parameters: their rows and columns replaced by the identity, their step 0.
@@ -205,15 +213,16 @@ def gauss_newton_fit(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_
             tyt, txt = ty_fn(yt, lt), tx_fn(xt, lt)
             Ct, Et = _contract(S, tyt, txt, ""), _template(tyt, txt, "", "")
             ft = _energy(Ct, Et, At)
-            ok = ft <= f + 8 * eps * f.abs()  # not worse, up to rounding (NaN: rejected)
-            step = torch.maximum(dx.abs(), dy.abs())
+            ok = active & (ft <= f + 8 * eps * f.abs())  # not worse, up to rounding (NaN: rejected)
+            step = torch.where(active, torch.maximum(dx.abs(), dy.abs()), step)
             A, x, y, lam, f = (torch.where(ok, new, old) for new, old in ((At, A), (xt, x), (yt, y), (lt, lam), (ft, f)))
             ty = {k: torch.where(ok[..., None], tyt[k], ty[k]) for k in ty}
             tx = {k: torch.where(ok[..., None], txt[k], tx[k]) for k in tx}
-            mu = torch.where(ok, (mu * MU_DOWN).clamp_min(MU_MIN), mu * MU_UP)
-            if bool(((step < 1e-14) & (dl.abs() < 1e-14) | ~torch.isfinite(step)).all()):
-                break  # every map at its solution to rounding (or failed): more steps change nothing
-        return A, x, y, lam, step, frozen
+            mu = torch.where(active, torch.where(ok, (mu * MU_DOWN).clamp_min(MU_MIN), mu * MU_UP), mu)
+            active = active & (step >= stop)  # NaN steps: stopped (and not valid)
+            if not bool(active.any()):
+                break
+        return A, x, y, lam, step, frozen, iterations
 
 
 def fit_radius(window: int, blur: float) -> int:
@@ -240,7 +249,8 @@ def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: f
         info = dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
     else:
         lam0 = start_width(F.detach().to(torch.float64), index, blur, blur)
-        coords, info = _fit_coords(h64, index, soft, r, blur, max_iterations, start_lam=lam0)
+        coords, info = _fit_coords(h64, index, soft, r, blur, max_iterations, start_lam=lam0,
+                                   stop=STOP.get(heatmaps.dtype, STOP[torch.float32]))
         coords = coords.to(out_dtype)
     out = (coords, scores) if return_scores else coords
     if return_info:
@@ -289,7 +299,7 @@ def start_width(F: Tensor, index: Tensor, blur: float | None, fallback: float) -
 
 
 def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max_iterations: int,
-                filtered_blur: float | None = None, start_lam: Tensor | None = None):
+                filtered_blur: float | None = None, start_lam: Tensor | None = None, stop: float = 1e-12):
     """The fit's coordinates and info. filtered_blur (a rejected variant, for benchmarks/edge_decoders.py):
     fit the pre-filtered map with the pre-filtered model instead of the raw map with the Gaussian."""
     height, width = h64.shape[-2:]
@@ -305,8 +315,8 @@ def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max
     x0, y0 = soft[..., 0].detach().to(torch.float64), soft[..., 1].detach().to(torch.float64)
     lam_ref = 1.0 / (2.0 * s0 * s0)
     lam0 = torch.full_like(x0, lam_ref) if start_lam is None else start_lam
-    A, x, y, lam, step, frozen = gauss_newton_fit(S.detach(), rows, cols, iy, ix, x0, y0, lam0,
-                                                  max_iterations=max_iterations, ty_fn=ty_fn, tx_fn=tx_fn)
+    A, x, y, lam, step, frozen, iterations = fit_gaussian(S.detach(), rows, cols, iy, ix, x0, y0, lam0,
+                                                  max_iterations=max_iterations, ty_fn=ty_fn, tx_fn=tx_fn, stop=stop)
     mi, mj = (index // h64.shape[-1]).to(torch.float64), (index % h64.shape[-1]).to(torch.float64)
     valid = (torch.isfinite(A) & torch.isfinite(x) & torch.isfinite(y) & torch.isfinite(lam) & (A > 0)
              & (lam > lam_ref / 100) & (lam < lam_ref * 100) & (step < CONVERGED)
@@ -331,7 +341,7 @@ def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max
         dphi = (Hinv @ jh[..., None])[..., 0]
         fit = fit + (dphi[..., 1:3] - dphi[..., 1:3].detach())
     coords = torch.where(valid[..., None], fit, soft.to(torch.float64))
-    return coords, dict(valid=valid, A=A, lam=lam, step=step)
+    return coords, dict(valid=valid, A=A, lam=lam, step=step, iterations=iterations)
 
 
-__all__ = ["decode_fit", "gauss_newton_fit", "objective_hessian", "MAX_ITERATIONS", "CONVERGED"]
+__all__ = ["decode_fit", "fit_gaussian", "objective_hessian", "MAX_ITERATIONS", "CONVERGED"]
