@@ -33,7 +33,7 @@ from .errors import UserError
 
 COMMANDS = ("quick", "train", "eval", "predict", "samples", "codec-error", "ablation")
 QUICK = dict(steps=300, time_budget=270.0, out="runs/quick")
-# 300 steps of 16 crops took 205 s on a 2-core machine and reached NME 9.3 % against 26.6 % for
+# 300 steps of 16 crops took 126-231 s on a 2-core machine (2026-12-01) and reached NME 9.3 % against 26.6 % for
 # the mean shape; the time budget only guards slower machines.
 
 

@@ -90,11 +90,14 @@ SANITIZER_FLAGS = {
 }
 
 
-def run(cmd, log, env=None, timeout=900):
+def run(cmd, log, env=None, timeout=900, cwd=None):
+    """Runs cmd with its output in log; returns (exit status or "timeout", seconds). Python runs from
+    tests/ (cwd), so that the checkout's shr_ops/ (no compiled _C unless built in place) does not
+    shadow the installed package."""
     t0 = time.time()
     with open(log, "w") as f:
         try:
-            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=timeout).returncode
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=cwd).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
     return rc, time.time() - t0
@@ -144,7 +147,7 @@ def main() -> None:
                            OMP_NUM_THREADS="1")
                 cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "cuda-emu",
                        *[os.path.join(ROOT, "tests", t) for t in tests]]
-                rc, _ = run(cmd, os.path.join(work, f"{name}.pytest.log"), env)
+                rc, _ = run(cmd, os.path.join(work, f"{name}.pytest.log"), env, cwd=os.path.join(ROOT, "tests"))
                 result["python"] = "caught" if rc != 0 else "missed"
                 result["plain"] = harness(csrc, "plain", work)
                 if sanitizer:
