@@ -46,6 +46,31 @@ struct AxesView {
   }
 };
 
+// Fills a's factors for landmark m and returns whether it is valid (finite and visible). A missing
+// landmark's factors are left unwritten (encode then writes a zero map without reading them), or
+// with `zero_missing` written as 0 (heatmap_loss still visits every pixel: its target there is 0,
+// and so is the landmark's gradient). Ends with a barrier: all threads of the block must call it.
+template <typename acc_t>
+__device__ inline bool fill_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
+                                 const AxesView<acc_t>& a, bool zero_missing = false) {
+  const acc_t x = lm[2 * m], y = lm[2 * m + 1];
+  const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || vis[m]);
+  if (valid || zero_missing) {
+    for (int j = threadIdx.x; j < W; j += blockDim.x) {
+      const acc_t d = valid ? static_cast<acc_t>(j) - x : acc_t(0);
+      a.dx[j] = d;
+      a.ex[j] = valid ? shr_exp(d * d * neg_inv_2s2) : acc_t(0);
+    }
+    for (int i = threadIdx.x; i < H; i += blockDim.x) {
+      const acc_t d = valid ? static_cast<acc_t>(i) - y : acc_t(0);
+      a.dy[i] = d;
+      a.ey[i] = valid ? shr_exp(d * d * neg_inv_2s2) : acc_t(0);
+    }
+  }
+  __syncthreads();
+  return valid;
+}
+
 // Sum of N values over the block, in a fixed order (deterministic); the result is valid in
 // every thread. All threads of the block must call it. `scratch` holds N * kWarps values.
 template <typename T, int N>

@@ -11,27 +11,6 @@
 namespace shr_ops {
 namespace cuda {
 
-template <typename acc_t>
-__device__ inline bool fill_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
-                                 const AxesView<acc_t>& a) {
-  const acc_t x = lm[2 * m], y = lm[2 * m + 1];
-  const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || vis[m]);
-  if (valid) {
-    for (int j = threadIdx.x; j < W; j += blockDim.x) {
-      const acc_t d = static_cast<acc_t>(j) - x;
-      a.dx[j] = d;
-      a.ex[j] = shr_exp(d * d * neg_inv_2s2);
-    }
-    for (int i = threadIdx.x; i < H; i += blockDim.x) {
-      const acc_t d = static_cast<acc_t>(i) - y;
-      a.dy[i] = d;
-      a.ey[i] = shr_exp(d * d * neg_inv_2s2);
-    }
-  }
-  __syncthreads();
-  return valid;
-}
-
 template <typename out_t, typename acc_t>
 __global__ void encode_kernel(const acc_t* __restrict__ lm, const bool* __restrict__ vis, out_t* __restrict__ out,
                               int H, int W, acc_t neg_inv_2s2, acc_t r2) {

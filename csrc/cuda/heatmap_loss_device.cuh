@@ -12,26 +12,6 @@
 namespace shr_ops {
 namespace cuda {
 
-// The map's factors in the AxesView layout, all zero for a missing landmark (its target is zero,
-// and so is its gradient): unlike encode, every pixel is still visited (pred - 0).
-template <typename acc_t>
-__device__ inline void fill_loss_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
-                                      const AxesView<acc_t>& a) {
-  const acc_t x = lm[2 * m], y = lm[2 * m + 1];
-  const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || vis[m]);
-  for (int j = threadIdx.x; j < W; j += blockDim.x) {
-    const acc_t d = valid ? static_cast<acc_t>(j) - x : acc_t(0);
-    a.dx[j] = d;
-    a.ex[j] = valid ? shr_exp(d * d * neg_inv_2s2) : acc_t(0);
-  }
-  for (int i = threadIdx.x; i < H; i += blockDim.x) {
-    const acc_t d = valid ? static_cast<acc_t>(i) - y : acc_t(0);
-    a.dy[i] = d;
-    a.ey[i] = valid ? shr_exp(d * d * neg_inv_2s2) : acc_t(0);
-  }
-  __syncthreads();
-}
-
 // partial[m] = sum_ij w (pred - t)^2 over map m.
 template <typename pred_t, typename acc_t>
 __global__ void heatmap_loss_kernel(const pred_t* __restrict__ pred, const acc_t* __restrict__ lm,
@@ -42,7 +22,7 @@ __global__ void heatmap_loss_kernel(const pred_t* __restrict__ pred, const acc_t
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const pred_t* pm = pred + m * static_cast<int64_t>(HW);
-  fill_loss_axes(lm, vis, m, H, W, k.neg_inv_2s2, a);
+  fill_axes(lm, vis, m, H, W, k.neg_inv_2s2, a, true);  // a missing landmark's target is 0: pred - 0
   acc_t s = 0;
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {
     const int i = p / W, j = p - i * W;
@@ -76,7 +56,7 @@ __global__ void heatmap_loss_backward_kernel(const acc_t* __restrict__ grad, con
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const int64_t offset = m * static_cast<int64_t>(HW);
-  fill_loss_axes(lm, vis, m, H, W, k.neg_inv_2s2, a);
+  fill_axes(lm, vis, m, H, W, k.neg_inv_2s2, a, true);  // a missing landmark's target is 0: pred - 0
   const acc_t c = static_cast<acc_t>(2.0 * static_cast<double>(*grad) / n);
   acc_t sx = 0, sy = 0;
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {

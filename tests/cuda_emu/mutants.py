@@ -36,7 +36,7 @@ MUTANTS = [
     ("control", "none: the sources as they are (every test file below, harness plain, ASan and TSan)",
      "cuda_device.cuh", "constexpr int kThreads = 256;", "constexpr int kThreads = 256;", "asan+tsan",
      ["test_encode.py", "test_decode.py", "test_decode_blur.py", "test_heatmap_loss.py", "test_cuda_kernels.py"]),
-    ("removed_barrier", "encode: the barrier after the shared factors are written is removed", "encode_device.cuh",
+    ("removed_barrier", "fill_axes: the barrier after the shared factors are written is removed", "cuda_device.cuh",
      "  __syncthreads();\n  return valid;", "  return valid;", "tsan", ["test_encode.py"]),
     ("off_by_one_write", "encode: the pixel loop writes one pixel past each map (p <= HW)", "encode_device.cuh",
      "  for (int p = threadIdx.x; p < HW; p += blockDim.x) {\n    const int i = p / W, j = p - i * W;\n    acc_t v",
