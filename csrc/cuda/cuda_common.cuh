@@ -44,6 +44,12 @@ inline void check_map_limits(int64_t maps, int64_t map_size, const char* op) {
               map_size);
 }
 
+// The same for maps [..., H, W] (already checked to have H, W >= 1), before anything copies them.
+inline void check_map_limits(const at::Tensor& maps, const char* op) {
+  const int64_t map_size = maps.size(-2) * maps.size(-1);
+  check_map_limits(maps.numel() / map_size, map_size, op);
+}
+
 // Lets `kernel` take `bytes` of dynamic shared memory (its only shared memory): over the default
 // 48 KiB a block needs the opt-in, up to the device's limit; beyond it the op cannot run on this
 // device, which is an error naming the map size.

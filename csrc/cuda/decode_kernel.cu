@@ -65,8 +65,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
                                                            double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode";
   check_decode_args(heatmaps, window, temperature, blur);
-  check_map_limits(heatmaps.numel() / (heatmaps.size(-2) * heatmaps.size(-1)), heatmaps.size(-2) * heatmaps.size(-1),
-                   op);  // before the maps are made contiguous
+  check_map_limits(heatmaps, op);  // before the maps are made contiguous
   const DecodeLaunch p = prepare_decode(heatmaps, window, temperature, blur, kKernelDevice);
   if (p.empty()) return {p.coords, p.scores, p.index};
   c10::cuda::CUDAGuard guard(p.hm.device());
@@ -90,8 +89,7 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
                                 double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode_backward";
   check_decode_args(heatmaps, window, temperature, blur);
-  check_map_limits(heatmaps.numel() / (heatmaps.size(-2) * heatmaps.size(-1)), heatmaps.size(-2) * heatmaps.size(-1),
-                   op);  // before the maps are made contiguous
+  check_map_limits(heatmaps, op);  // before the maps are made contiguous
   const DecodeBackwardLaunch p =
       prepare_decode_backward(grad_coords, grad_scores, heatmaps, index, window, temperature, blur, kKernelDevice);
   if (p.empty()) return p.grad;

@@ -13,11 +13,11 @@ namespace shr_ops {
 namespace cuda {
 namespace {
 
-// Writes the maps of a prepared encode / encode_out into p.out.
+// Writes the maps of a prepared encode / encode_out into p.out (whose size the caller checked with
+// check_map_limits).
 void encode_cuda_into(const EncodeLaunch& p, double sigma) {
   if (p.empty()) return;
   const char* op = "shr_ops.encode";
-  check_map_limits(p.maps, p.height * p.width, op);
   c10::cuda::CUDAGuard guard(p.lm.device());
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.out.scalar_type(), "shr_ops_encode_cuda", [&] {
@@ -41,7 +41,9 @@ at::Tensor encode_cuda(const at::Tensor& landmarks, const c10::optional<at::Tens
 
 void encode_out_cuda(const at::Tensor& landmarks, const c10::optional<at::Tensor>& visible, double sigma,
                      c10::optional<double> radius, at::Tensor out) {
-  encode_cuda_into(prepare_encode_out(landmarks, visible, sigma, radius, out, kKernelDevice), sigma);
+  const EncodeLaunch p = prepare_encode_out(landmarks, visible, sigma, radius, out, kKernelDevice);
+  if (!p.empty()) check_map_limits(p.maps, p.height * p.width, "shr_ops.encode_out");
+  encode_cuda_into(p, sigma);
 }
 
 at::Tensor encode_backward_cuda(const at::Tensor& grad, const at::Tensor& landmarks,
