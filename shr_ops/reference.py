@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW
+from . import gaussian_fit
 from .filters import gaussian_blur
 
 
@@ -113,8 +114,32 @@ def decode_with_index(heatmaps: Tensor, *, window: int, temperature: float) -> t
 
 def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
            blur: float | None = DEFAULT_BLUR, return_scores: bool = False):
-    """Reference of shr_ops.decode: coords Tensor[..., K, 2] (and scores Tensor[..., K])."""
-    if blur is not None:
-        heatmaps = gaussian_blur(heatmaps.to(torch.float64), blur).to(compute_dtype(heatmaps.dtype))
-    coords, scores, _ = decode_with_index(heatmaps, window=window, temperature=temperature)
+    """Reference of shr_ops.decode: coords Tensor[..., K, 2] (and scores Tensor[..., K]).
+
+    Without the pre-filter (blur=None): the local-window soft-argmax of the maps
+    (decode_with_index). With it: the maps pre-filtered (filters.gaussian_blur, rounded to the
+    compute dtype) give the index, the score and the soft-argmax estimate; the coordinates are the
+    least-squares Gaussian fit of the raw maps around that index, where it is valid, and the
+    estimate elsewhere (gaussian_fit: exact on clean maps up to the frame's corners).
+    """
+    coords, scores, _ = decode_with_info(heatmaps, window=window, temperature=temperature, blur=blur)
     return (coords, scores) if return_scores else coords
+
+
+def decode_with_info(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
+                     blur: float | None = DEFAULT_BLUR, radius: int | None = None,
+                     max_iterations: int = gaussian_fit.MAX_ITERATIONS) -> tuple[Tensor, Tensor, dict]:
+    """decode, with what it found: (coords, scores, info). info: index (the filtered argmax), soft
+    (the soft-argmax estimate) and, with the pre-filter, the fit's valid mask, A, lam, last step and
+    iterations. radius and max_iterations override the fit's (experiments: benchmarks/edge_decoders.py)."""
+    out_dtype = compute_dtype(heatmaps.dtype)
+    if blur is None:
+        coords, scores, index = decode_with_index(heatmaps, window=window, temperature=temperature)
+        return coords, scores, dict(index=index, soft=coords)
+    h64 = heatmaps.to(torch.float64)
+    F = gaussian_blur(h64, blur).to(out_dtype)
+    soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
+    coords, info = gaussian_fit.refine(h64, F, index, soft, window=window, blur=blur, dtype=heatmaps.dtype,
+                                       radius=radius, max_iterations=max_iterations)
+    info.update(index=index, soft=soft)
+    return coords.to(out_dtype), scores, info

@@ -33,12 +33,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "../decode.h"
 #include "cpu_common.h"
 #include "decode/blur.h"
 #include "decode/box.h"
+#include "decode/fit.h"
 #include "decode/search.h"
 #include "decode/window.h"
 
@@ -46,14 +48,43 @@ namespace shr_ops {
 namespace cpu {
 namespace {
 
+inline bool inside(const Box& a, const Box& b) { return a.i0 >= b.i0 && a.i1 <= b.i1 && a.j0 >= b.j0 && a.j1 <= b.j1; }
+
+// The fit's start width (fit::start_lam) from the filtered values at the three pixels around the
+// argmax (mi, mj) on each axis, shifted inward at the edge: read from v (the filtered box vb) when
+// it holds them, else filtered here into tmp (the same bits: a filtered value depends only on its
+// position).
+template <typename in_t, typename acc_t>
+double fit_start_lam(const in_t* h, int64_t H, int64_t W, int64_t mi, int64_t mj, const View<acc_t>& v,
+                     const Box& vb, const Blur<acc_t>& f, Scratch<acc_t>& s, std::vector<acc_t>& tmp) {
+  const bool has[2] = {W >= 3, H >= 3};  // (x axis, y axis)
+  const int64_t cj = has[0] ? std::min(std::max<int64_t>(mj, 1), W - 2) : mj;
+  const int64_t ci = has[1] ? std::min(std::max<int64_t>(mi, 1), H - 2) : mi;
+  const Box nb{has[1] ? ci - 1 : mi, has[1] ? ci + 1 : mi, has[0] ? cj - 1 : mj, has[0] ? cj + 1 : mj};
+  View<acc_t> u = v;
+  if (!inside(nb, vb)) {
+    const int64_t ld = blur_box(h, H, W, nb, f, s, tmp);
+    u = View<acc_t>{tmp.data(), nb.i0, nb.j0, ld};
+  }
+  double fv[2][3] = {};
+  for (int e = 0; e < 3; ++e) {
+    if (has[0]) fv[0][e] = static_cast<double>(u(mi, cj - 1 + e));
+    if (has[1]) fv[1][e] = static_cast<double>(u(ci - 1 + e, mj));
+  }
+  return fit::start_lam(fv, has, f.sigma);
+}
+
 template <typename in_t, typename acc_t>
 void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* index, int64_t M, int64_t H, int64_t W,
                      int64_t r, acc_t t, const Blur<acc_t>& f) {
   const int64_t HW = H * W;
+  const int64_t R = f.on() ? fit::box_radius(2 * r + 1, f.sigma, H, W) : 0;
+  const double stop = fit::stop_step(std::is_same<in_t, double>::value);
   at::parallel_for(0, M, maps_per_chunk(HW), [&](int64_t begin, int64_t end) {
     Scratch<acc_t> s;
-    std::vector<acc_t> wv;
+    std::vector<acc_t> wv, sv;
     std::vector<in_t> rowmax;
+    GaussianFit gf;
     for (int64_t m = begin; m < end; ++m) {
       const in_t* h = hm + m * HW;
       const in_t* ahead = m + 1 < end ? h + HW : nullptr;
@@ -70,16 +101,29 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
       } else {
         Box sb;
         best = blurred_argmax(h, H, W, f, r, s, rowmax, sb, ahead);
-        const Box wb = window_box(best / W, best % W, r, H, W);
+        const int64_t mi = best / W, mj = best % W;
+        const Box wb = window_box(mi, mj, r, H, W);
         View<acc_t> v{s.box.data(), sb.i0, sb.j0, padded_cols(sb.cols())};  // the window is usually inside it
-        if (wb.i0 < sb.i0 || wb.i1 > sb.i1 || wb.j0 < sb.j0 || wb.j1 > sb.j1) {
+        Box vb = sb;
+        if (!inside(wb, sb)) {
           const int64_t ld = blur_box(h, H, W, wb, f, s, wv);
           v = View<acc_t>{wv.data(), wb.i0, wb.j0, ld};
+          vb = wb;
         }
-        const Window<acc_t> win(v, wb, best / W, best % W, t);
-        x = static_cast<double>(win.mj) + win.mx;
-        y = static_cast<double>(win.mi) + win.my;
+        const Window<acc_t> win(v, wb, mi, mj, t);
+        // The soft-argmax estimate, rounded to acc_t as the reference's: the fit's start, and the
+        // result where the fit is not valid.
+        x = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
+        y = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
         peak = win.peak;
+        if (R > 0) {
+          const double lam0 = fit_start_lam(h, H, W, mi, mj, v, vb, f, s, sv);
+          const fit::Result fr = gf.run(h, W, window_box(mi, mj, R, H, W), x, y, lam0, f.sigma, mi, mj, R, stop);
+          if (fr.valid) {
+            x = fr.x;
+            y = fr.y;
+          }
+        }
       }
       coords[2 * m] = static_cast<acc_t>(x);
       coords[2 * m + 1] = static_cast<acc_t>(y);
@@ -93,10 +137,13 @@ template <typename in_t, typename acc_t>
 void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, const int64_t* index, in_t* out,
                               int64_t M, int64_t H, int64_t W, int64_t r, acc_t t, const Blur<acc_t>& f) {
   const int64_t HW = H * W;
+  const int64_t R = f.on() ? fit::box_radius(2 * r + 1, f.sigma, H, W) : 0;
+  const double stop = fit::stop_step(std::is_same<in_t, double>::value);
   at::parallel_for(0, M, maps_per_chunk(HW), [&](int64_t begin, int64_t end) {
     Scratch<acc_t> s;
-    std::vector<acc_t> wv;
-    std::vector<double> g, gr;
+    std::vector<acc_t> wv, sv;
+    std::vector<double> g, gr, fg;
+    GaussianFit gf;
     for (int64_t m = begin; m < end; ++m) {
       const in_t* h = hm + m * HW;
       in_t* o = out + m * HW;
@@ -113,10 +160,26 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
         continue;
       }
       const int64_t ld = blur_box(h, H, W, wb, f, s, wv);
-      window_grad<acc_t>(View<acc_t>{wv.data(), wb.i0, wb.j0, ld}, wb, best, W, t, gc[2 * m], gc[2 * m + 1],
-                         gs[m], g.data());
-      // Back through the filter, into the window grown by its radius (clipped to the frame).
-      blur_transposed(g.data(), wb, wb.grown(f.r, H, W), f, gr, o, W);
+      const View<acc_t> v{wv.data(), wb.i0, wb.j0, ld};
+      const Box ob = wb.grown(f.r, H, W);  // back through the filter, into the window grown by its radius
+      if (R > 0) {  // the forward's fit, recomputed: the same bits, so the same `valid`
+        const int64_t mi = best / W, mj = best % W;
+        const Window<acc_t> win(v, wb, mi, mj, t);
+        const double x0 = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
+        const double y0 = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
+        const double lam0 = fit_start_lam(h, H, W, mi, mj, v, wb, f, s, sv);
+        const Box fb = window_box(mi, mj, R, H, W);
+        const fit::Result fr = gf.run(h, W, fb, x0, y0, lam0, f.sigma, mi, mj, R, stop);
+        if (fr.valid) {  // the coordinates' gradient goes to the raw box; the score's through the filter
+          window_grad<acc_t>(v, wb, best, W, t, 0.0, 0.0, gs[m], g.data());
+          fg.assign(fb.rows() * fb.cols(), 0.0);
+          gf.grad(fr, gc[2 * m], gc[2 * m + 1], fg.data());
+          blur_transposed(g.data(), wb, ob, f, gr, o, W, fg.data(), fb);
+          continue;
+        }
+      }
+      window_grad<acc_t>(v, wb, best, W, t, gc[2 * m], gc[2 * m + 1], gs[m], g.data());
+      blur_transposed(g.data(), wb, ob, f, gr, o, W);
     }
   });
 }

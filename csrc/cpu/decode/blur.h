@@ -22,9 +22,11 @@ namespace cpu {
 template <typename acc_t>
 struct Blur {
   int64_t r = -1;  // -1: no pre-filter
+  double sigma = 0;  // its std
   std::vector<acc_t> k;
   explicit Blur(c10::optional<double> blur) {
     if (!blur.has_value()) return;
+    sigma = *blur;
     const std::vector<double> kd = gaussian_taps(*blur);
     r = static_cast<int64_t>(kd.size() / 2);
     k.assign(kd.begin(), kd.end());
@@ -168,10 +170,11 @@ int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<a
 // The filter, transposed (it is symmetric: the same taps), for the backward pass:
 // o[q] = sum over the window wb of g[p] k(p_i - q_i) k(p_j - q_j) for q in ob, the window grown by
 // the radius (clipped to the frame). g holds the window's gradient (wb.rows() x wb.cols(),
-// row-major), o the map (row stride W); gr is scratch. Along rows first, then columns.
+// row-major), o the map (row stride W); gr is scratch. Along rows first, then columns. `extra`
+// (optional) is a gradient over the box eb, inside ob, added to o before its one rounding.
 template <typename out_t, typename acc_t>
 void blur_transposed(const double* g, const Box& wb, const Box& ob, const Blur<acc_t>& f, std::vector<double>& gr,
-                     out_t* o, int64_t W) {
+                     out_t* o, int64_t W, const double* extra = nullptr, const Box& eb = Box{0, -1, 0, -1}) {
   gr.assign(wb.rows() * ob.cols(), 0.0);
   for (int64_t a = 0; a < wb.rows(); ++a) {
     for (int64_t b = 0; b < wb.cols(); ++b) {
@@ -186,6 +189,8 @@ void blur_transposed(const double* g, const Box& wb, const Box& ob, const Blur<a
     for (int64_t qj = ob.j0; qj <= ob.j1; ++qj) {
       double v = 0;
       for (int64_t pi = a0; pi <= a1; ++pi) v += f.k[pi - qi + f.r] * gr[(pi - wb.i0) * ob.cols() + (qj - ob.j0)];
+      if (extra != nullptr && qi >= eb.i0 && qi <= eb.i1 && qj >= eb.j0 && qj <= eb.j1)
+        v += extra[(qi - eb.i0) * eb.cols() + (qj - eb.j0)];
       o[qi * W + qj] = static_cast<out_t>(v);
     }
   }

@@ -1,16 +1,15 @@
-"""Prototype of the edge-exact SHR decoder (issue 13, item 3): pure PyTorch, not yet the default and
-not yet in the kernels (the design, its measurements and how to port it: docs/edge_exact_decoder.md).
+"""decode's sub-pixel estimate with the pre-filter, in pure PyTorch (the reference of the kernels'
+csrc/decode_fit.h; the design and its measurements: docs/edge_exact_decoder.md).
 
-    decode_fit(heatmaps, window=9, temperature=40, blur=2.0) -> coords [..., K, 2] (, scores [..., K])
-
-What it computes, per map (coordinates as everywhere in shr_ops: pixel (row i, col j) at x = j,
+reference.decode, per map (coordinates as everywhere in shr_ops: pixel (row i, col j) at x = j,
 y = i):
-  1. As today (reference.decode): the pre-filtered map F (Gaussian of std `blur`, zero outside the
-     frame, rounded to the compute dtype), m = its first argmax, the window x window box around m
-     clipped to the frame, and the soft-argmax estimate (temperature t) over that box. The index
-     and the score (F at m) are today's, unchanged.
-  2. New: a least-squares fit of an isotropic Gaussian to the *raw* map over the box around m of
-     radius max(window // 2, ceil(3 blur)) (fit_radius: 13 x 13 at the defaults), clipped,
+  1. The pre-filtered map F (Gaussian of std `blur`, zero outside the frame, rounded to the
+     compute dtype), m = its first argmax, the window x window box around m clipped to the frame,
+     and the soft-argmax estimate (temperature t) over that box. The index and the score (F at m)
+     come from here.
+  2. Here (refine): a least-squares fit of an isotropic Gaussian to the *raw* map over the box
+     around m of radius max(window // 2, ceil(3 blur)) (fit_radius: 13 x 13 at the defaults),
+     clipped to the frame,
          min over (A, x, y, lam) of  sum_{p in box} (h_p - A exp(-lam |p - (x, y)|^2))^2,
      by Levenberg-Marquardt from the soft-argmax estimate, A profiled, and lam from the curvature
      of log F at m (start_width: sF^2 = s^2 + blur^2). The box is a fixed set of pixels, so a clean
@@ -21,20 +20,18 @@ y = i):
      noise.
   3. The fit is used when it is valid: converged (last step < CONVERGED px), finite, A > 0,
      lam within 100x of 1 / (2 blur^2), and (x, y) inside the box grown by half a pixel. Otherwise
-     (flat, negative or garbage maps; window 1) the result is today's soft-argmax estimate: with
-     decode's defaults, reference.decode's result, bit for bit. Without the pre-filter
-     (blur=None) there is no fit: decode_fit is reference.decode, the plain local soft-argmax.
+     (flat, negative or garbage maps; window 1) the result is the soft-argmax estimate. Without
+     the pre-filter (blur=None) there is no fit: decode is the plain local soft-argmax.
 
 Gradient: for a valid fit, that of the fit's solution (implicit function theorem): with
 phi = (A, x, y, lam), J_p = d(A k_p)/d phi and the exact Hessian of the least-squares objective
 Hs = sum_p J_p J_p^T - sum_p r_p d^2(A k_p)/d phi^2 (r_p = h_p - A k_p), d phi / d h_p = Hs^-1 J_p:
 nonzero on the box only, and not through the pre-filter. The score's gradient flows through the
-pre-filter as today. For a fallback map, today's gradient. The forward value is the converged
+pre-filter. For a fallback map, the soft-argmax's gradient. The forward value is the converged
 iterate; the gradient is attached as phi + (Hs^-1 J^T h - stop_grad(.)), which adds nothing to the
-value. `decode_fit` is differentiable in float64 (tests/test_edge_decode.py runs gradcheck).
+value (tests/test_gaussian_fit.py runs gradcheck in float64).
 
-Everything here is computed in float64 and returned as float64 for float64 input, float32
-otherwise (as reference.decode).
+Everything here is computed in float64.
 """
 from __future__ import annotations
 
@@ -43,9 +40,7 @@ import math
 import torch
 from torch import Tensor
 
-from .defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW
 from .filters import gaussian_blur
-from .reference import compute_dtype, decode_with_index
 
 MAX_ITERATIONS = 20  # Levenberg-Marquardt iterations at most (clean peaks take about 4, noisy ones 6-9)
 CONVERGED = 1e-6  # px: a fit whose last step is larger is not used (falls back to the soft-argmax)
@@ -232,31 +227,19 @@ def fit_radius(window: int, blur: float) -> int:
     return max(window // 2, int(math.ceil(3 * blur)))
 
 
-def decode_fit(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
-               blur: float | None = DEFAULT_BLUR, return_scores: bool = False, return_info: bool = False,
-               max_iterations: int = MAX_ITERATIONS, radius: int | None = None):
-    """The edge-exact decoder (module docstring): coords Tensor[..., K, 2] (and scores Tensor[..., K];
-    with return_info also a dict: fit valid mask, A, lam, last step, soft-argmax estimate, index).
-    `radius` overrides the fit's box radius (fit_radius) for experiments."""
-    out_dtype = compute_dtype(heatmaps.dtype)
-    height, width = heatmaps.shape[-2:]
-    h64 = heatmaps.to(torch.float64)
-    F = gaussian_blur(h64, blur).to(out_dtype) if blur is not None else heatmaps.to(out_dtype)
-    soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
-    r = 0 if blur is None else min(fit_radius(window, blur) if radius is None else radius, max(height, width))
-    if window // 2 == 0 or r == 0:  # the argmax (window 1), or the plain soft-argmax (blur=None): no fit
-        coords = soft
-        info = dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
-    else:
-        lam0 = start_width(F.detach().to(torch.float64), index, blur, blur)
-        coords, info = _fit_coords(h64, index, soft, r, blur, max_iterations, start_lam=lam0,
-                                   stop=STOP.get(heatmaps.dtype, STOP[torch.float32]))
-        coords = coords.to(out_dtype)
-    out = (coords, scores) if return_scores else coords
-    if return_info:
-        info.update(soft=soft, index=index)
-        return (*out, info) if return_scores else (out, info)
-    return out
+def refine(h64: Tensor, F: Tensor, index: Tensor, soft: Tensor, *, window: int, blur: float, dtype: torch.dtype,
+           radius: int | None = None, max_iterations: int = MAX_ITERATIONS):
+    """The fit's coordinates [..., K, 2] (float64) and info for maps h64 [..., K, H, W] (float64),
+    their pre-filtered F (the compute dtype), the filtered argmax index [..., K] and the
+    soft-argmax estimate soft [..., K, 2]: the fit where it is valid, soft elsewhere. dtype: the
+    maps' own (it sets the stop). radius overrides fit_radius (experiments)."""
+    height, width = h64.shape[-2:]
+    r = min(fit_radius(window, blur) if radius is None else radius, max(height, width))
+    if window // 2 == 0 or r == 0:  # the argmax (window 1): no fit
+        return soft.to(torch.float64), dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
+    lam0 = start_width(F.detach().to(torch.float64), index, blur, blur)
+    return _fit_coords(h64, index, soft, r, blur, max_iterations, start_lam=lam0,
+                       stop=STOP.get(dtype, STOP[torch.float32]))
 
 
 def prefilter_taps(blur: float, dtype=torch.float64) -> Tensor:
@@ -344,4 +327,4 @@ def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max
     return coords, dict(valid=valid, A=A, lam=lam, step=step, iterations=iterations)
 
 
-__all__ = ["decode_fit", "fit_gaussian", "objective_hessian", "MAX_ITERATIONS", "CONVERGED"]
+__all__ = ["refine", "fit_gaussian", "fit_radius", "objective_hessian", "MAX_ITERATIONS", "CONVERGED"]

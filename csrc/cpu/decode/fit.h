@@ -1,0 +1,142 @@
+// CPU decode, the fit: the least-squares Gaussian fit of the raw map over the box around the
+// filtered argmax (the model, the iteration and the gradient's system are ../../decode_fit.h).
+// Here the sums over the box, from separable 1D tables: the box is copied once into doubles; per
+// evaluation the rows are contracted with the row tables (down the rows, element-wise over the
+// columns), then dotted with the column tables, and the template sums are products of 1D dots.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../../decode_fit.h"
+#include "box.h"
+
+namespace shr_ops {
+namespace cpu {
+
+// 1D terms of one axis of the box at positions pos0, pos0 + 1, ...: k, p, l always; pp, pl, ll when
+// `second` (the backward).
+struct FitAxis {
+  std::vector<double> k, p, l, pp, pl, ll;
+  void fill(int64_t pos0, int64_t n, double c, double lam, bool second) {
+    k.resize(n), p.resize(n), l.resize(n);
+    if (second) pp.resize(n), pl.resize(n), ll.resize(n);
+    for (int64_t a = 0; a < n; ++a) {
+      const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - c, lam);
+      k[a] = t.k, p[a] = t.p, l[a] = t.l;
+      if (second) pp[a] = t.pp, pl[a] = t.pl, ll[a] = t.ll;
+    }
+  }
+};
+
+inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// The fit of one map, with its scratch (reused across the maps of a thread).
+struct GaussianFit {
+  Box b;
+  std::vector<double> S;                        // the box's raw values, rows x cols
+  std::vector<double> V0, V1, V2, V3, V4, V5;  // rows contracted with ty's k, p, l, pp, pl, ll
+  FitAxis ty, tx;
+
+  template <typename in_t>
+  void load(const in_t* h, int64_t W, const Box& box) {
+    b = box;
+    S.resize(b.rows() * b.cols());
+    for (int64_t i = b.i0; i <= b.i1; ++i)
+      for (int64_t j = b.j0; j <= b.j1; ++j) S[(i - b.i0) * b.cols() + (j - b.j0)] = static_cast<double>(h[i * W + j]);
+  }
+
+  // The tables at (x, y, lam) and the rows contracted with them (all six with `second`).
+  void tables(double x, double y, double lam, bool second) {
+    const int64_t nr = b.rows(), nc = b.cols();
+    ty.fill(b.i0, nr, y, lam, second);
+    tx.fill(b.j0, nc, x, lam, second);
+    std::vector<double>* V[6] = {&V0, &V1, &V2, &V3, &V4, &V5};
+    const std::vector<double>* T[6] = {&ty.k, &ty.p, &ty.l, &ty.pp, &ty.pl, &ty.ll};
+    const int n = second ? 6 : 3;
+    for (int t = 0; t < n; ++t) {
+      std::vector<double>& v = *V[t];
+      v.assign(nc, 0.0);
+      const std::vector<double>& w = *T[t];
+      for (int64_t a = 0; a < nr; ++a) {
+        const double c = w[a];
+        const double* row = S.data() + a * nc;
+        for (int64_t j = 0; j < nc; ++j) v[j] += c * row[j];
+      }
+    }
+  }
+
+  void moments(double x, double y, double lam, fit::Moments& m) {
+    tables(x, y, lam, false);
+    m.D[0] = dot(V0, tx.k);
+    m.D[1] = dot(V0, tx.p);
+    m.D[2] = dot(V1, tx.k);
+    m.D[3] = dot(V0, tx.l) + dot(V2, tx.k);
+    const double ykk = dot(ty.k, ty.k), ykp = dot(ty.k, ty.p), ykl = dot(ty.k, ty.l), ypp = dot(ty.p, ty.p),
+                 ypl = dot(ty.p, ty.l), yll = dot(ty.l, ty.l);
+    const double xkk = dot(tx.k, tx.k), xkp = dot(tx.k, tx.p), xkl = dot(tx.k, tx.l), xpp = dot(tx.p, tx.p),
+                 xpl = dot(tx.p, tx.l), xll = dot(tx.l, tx.l);
+    using fit::sym;
+    m.T[sym(0, 0)] = ykk * xkk;
+    m.T[sym(0, 1)] = ykk * xkp;
+    m.T[sym(0, 2)] = ykp * xkk;
+    m.T[sym(0, 3)] = ykk * xkl + ykl * xkk;
+    m.T[sym(1, 1)] = ykk * xpp;
+    m.T[sym(1, 2)] = ykp * xkp;
+    m.T[sym(1, 3)] = ykk * xpl + ykl * xkp;
+    m.T[sym(2, 2)] = ypp * xkk;
+    m.T[sym(2, 3)] = ykp * xkl + ypl * xkk;
+    m.T[sym(3, 3)] = ykk * xll + 2 * ykl * xkl + yll * xkk;
+  }
+
+  // Fits the box `box` of the raw map h (stride W) from the start (x0, y0, lam0); (mi, mj) is the
+  // argmax, R the box radius.
+  template <typename in_t>
+  fit::Result run(const in_t* h, int64_t W, const Box& box, double x0, double y0, double lam0, double blur,
+                  int64_t mi, int64_t mj, int64_t R, double stop) {
+    load(h, W, box);
+    auto eval = [this](double x, double y, double lam, fit::Moments& m) { moments(x, y, lam, m); };
+    return fit::gaussian_fit(eval, x0, y0, lam0, box.cols() >= 2, box.rows() >= 2, blur, mi, mj, R, stop);
+  }
+
+  // Adds d loss / d h over the box (a valid fit r just run on it) into g (the box's rows x cols).
+  void grad(const fit::Result& r, double gx, double gy, double* g) {
+    fit::Moments m;
+    moments(r.x, r.y, r.lam, m);
+    tables(r.x, r.y, r.lam, true);  // the same tables, with the second-order ones
+    fit::SecondMoments s;
+    s.D2[0] = dot(V0, tx.pp);
+    s.D2[1] = dot(V3, tx.k);
+    s.D2[2] = dot(V1, tx.p);
+    s.D2[3] = dot(V0, tx.pl) + dot(V2, tx.p);
+    s.D2[4] = dot(V4, tx.k) + dot(V1, tx.l);
+    s.D2[5] = dot(V0, tx.ll) + 2 * dot(V2, tx.l) + dot(V5, tx.k);
+    const double ykk = dot(ty.k, ty.k), xkk = dot(tx.k, tx.k);
+    s.K2[0] = ykk * dot(tx.k, tx.pp);
+    s.K2[1] = dot(ty.k, ty.pp) * xkk;
+    s.K2[2] = dot(ty.k, ty.p) * dot(tx.k, tx.p);
+    s.K2[3] = ykk * dot(tx.k, tx.pl) + dot(ty.k, ty.l) * dot(tx.k, tx.p);
+    s.K2[4] = dot(ty.k, ty.pl) * xkk + dot(ty.k, ty.p) * dot(tx.k, tx.l);
+    s.K2[5] = ykk * dot(tx.k, tx.ll) + 2 * dot(ty.k, ty.l) * dot(tx.k, tx.l) + dot(ty.k, ty.ll) * xkk;
+    double v[4];
+    fit::grad_coefficients(r, m, s, gx, gy, v);
+    const int64_t nc = b.cols();
+    for (int64_t a = 0; a < b.rows(); ++a) {
+      const fit::AxisTerms yt{ty.k[a], ty.p[a], ty.l[a], 0, 0, 0};
+      for (int64_t c = 0; c < nc; ++c) {
+        const fit::AxisTerms xt{tx.k[c], tx.p[c], tx.l[c], 0, 0, 0};
+        double dk[4];
+        fit::pixel_first(yt, xt, dk);
+        g[a * nc + c] += fit::pixel_grad(v, r.A, dk);
+      }
+    }
+  }
+};
+
+}  // namespace cpu
+}  // namespace shr_ops

@@ -1,0 +1,304 @@
+// decode's sub-pixel estimate with the pre-filter: a least-squares fit of an isotropic Gaussian to
+// the raw map over the box around the filtered argmax (docs/edge_exact_decoder.md; the reference is
+// shr_ops/gaussian_fit.py). The model, the Levenberg-Marquardt iteration, the validity test, the
+// start width and the gradient's 4 x 4 system, shared by the CPU kernel (cpu/decode/fit.h, which
+// computes the sums from separable 1D tables) and the CUDA kernel (cuda/decode_device.cuh, which
+// sums per pixel over the block). Only the sums over the box touch the data; everything here is
+// a few dozen scalar operations in double. No ATen: host and device.
+//
+// Per map: phi = (A, x, y, lam), k_p = exp(-lam ((j - x)^2 + (i - y)^2)) over the box's pixels p =
+// (i, j), min_phi sum_p (h_p - A k_p)^2. Per axis the model factors, k = ky(i) kx(j), and each
+// derivative of k is a sum of products of 1D terms (AxisTerms).
+#pragma once
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+
+#include "shr_math.h"
+
+namespace shr_ops {
+namespace fit {
+
+constexpr int kMaxIterations = 20;  // Levenberg-Marquardt iterations at most
+constexpr double kConverged = 1e-6;  // px: a fit whose last step is larger is not used
+constexpr double kMaxStep = 1.0;  // px: each step of x and y is clamped to this
+constexpr double kMaxLogLamStep = 0.7;  // each step changes lam by a factor of at most e^0.7
+constexpr double kMuStart = 1e-3, kMuDown = 0.1, kMuUp = 10.0, kMuMin = 1e-9;  // damping, relative to diag N
+constexpr double kDoubleEps = 2.220446049250313e-16;
+
+// Finite (not NaN, not infinite), the same on host and device.
+SHR_HOST_DEVICE inline bool finite(double v) { return ::fabs(v) <= DBL_MAX; }
+
+// A map stops iterating after a step below this (px): 1e-12 for float64 maps, 1e-7 for the others.
+SHR_HOST_DEVICE inline double stop_step(bool float64_maps) { return float64_maps ? 1e-12 : 1e-7; }
+
+// The fit box's radius: the window's, grown to the pre-filter's radius ceil(3 blur), at most the
+// frame's larger side; 0 (no fit) for window 1.
+SHR_HOST_DEVICE inline int64_t box_radius(int64_t window, double blur, int64_t H, int64_t W) {
+  if (window / 2 == 0) return 0;
+  const int64_t rf = static_cast<int64_t>(::ceil(3.0 * blur));
+  const int64_t r = window / 2 > rf ? window / 2 : rf;
+  const int64_t n = H > W ? H : W;
+  return r < n ? r : n;
+}
+
+// The model's 1D terms at u = position - centre on one axis:
+//   k = exp(-lam u^2)   p = dk/dc = 2 lam u k    pp = (4 lam^2 u^2 - 2 lam) k
+//   l = dk/dlam = -u^2 k    ll = u^4 k    pl = 2 u (1 - lam u^2) k
+struct AxisTerms {
+  double k, p, l, pp, pl, ll;
+};
+SHR_HOST_DEVICE inline AxisTerms axis_terms(double u, double lam) {
+  const double k = ::exp(-lam * u * u), uk = u * k;
+  return AxisTerms{k, 2 * lam * uk, -u * uk, (4 * lam * lam * u * u - 2 * lam) * k, 2 * uk * (1 - lam * u * u),
+                   u * u * u * uk};
+}
+
+// (k, dk/dx, dk/dy, dk/dlam) of the 2D model from the row (ty) and column (tx) terms.
+SHR_HOST_DEVICE inline void pixel_first(const AxisTerms& ty, const AxisTerms& tx, double dk[4]) {
+  dk[0] = ty.k * tx.k;
+  dk[1] = ty.k * tx.p;
+  dk[2] = ty.p * tx.k;
+  dk[3] = ty.k * tx.l + ty.l * tx.k;
+}
+
+// The second derivatives of the 2D model, in the order xx, yy, xy, x lam, y lam, lam lam.
+SHR_HOST_DEVICE inline void pixel_second(const AxisTerms& ty, const AxisTerms& tx, double d2[6]) {
+  d2[0] = ty.k * tx.pp;
+  d2[1] = ty.pp * tx.k;
+  d2[2] = ty.p * tx.p;
+  d2[3] = ty.k * tx.pl + ty.l * tx.p;
+  d2[4] = ty.pl * tx.k + ty.p * tx.l;
+  d2[5] = ty.k * tx.ll + 2 * ty.l * tx.l + ty.ll * tx.k;
+}
+
+// Index of (a, b), a <= b, in a packed symmetric 4 x 4 matrix (00 01 02 03 11 12 13 22 23 33).
+SHR_HOST_DEVICE inline int sym(int a, int b) {
+  if (a > b) {
+    const int t = a;
+    a = b;
+    b = t;
+  }
+  return a * 4 - a * (a - 1) / 2 + (b - a);
+}
+
+// The sums of one model evaluation that an iteration needs: D[a] = sum_p h_p d_a k_p and
+// T[sym(a, b)] = sum_p d_a k_p d_b k_p for a, b in (k, x, y, lam).
+struct Moments {
+  double D[4];
+  double T[10];
+};
+// Per pixel: adds h and its derivatives dk into m (the CUDA kernel's per-thread partial sums).
+SHR_HOST_DEVICE inline void add_pixel(Moments& m, double h, const double dk[4]) {
+  for (int a = 0; a < 4; ++a) {
+    m.D[a] += h * dk[a];
+    for (int b = a; b < 4; ++b) m.T[sym(a, b)] += dk[a] * dk[b];
+  }
+}
+
+// Solve the symmetric positive definite 4 x 4 system M d = g (M packed) by Cholesky; false when a
+// pivot is not positive.
+SHR_HOST_DEVICE inline bool solve_spd4(const double M[10], const double g[4], double d[4]) {
+  double L[4][4] = {};
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j <= i; ++j) {
+      double v = M[sym(i, j)];
+      for (int k = 0; k < j; ++k) v -= L[i][k] * L[j][k];
+      if (i == j) {
+        if (!(v > 0)) return false;
+        L[i][i] = ::sqrt(v);
+      } else {
+        L[i][j] = v / L[j][j];
+      }
+    }
+  }
+  double z[4];
+  for (int i = 0; i < 4; ++i) {
+    double v = g[i];
+    for (int k = 0; k < i; ++k) v -= L[i][k] * z[k];
+    z[i] = v / L[i][i];
+  }
+  for (int i = 3; i >= 0; --i) {
+    double v = z[i];
+    for (int k = i + 1; k < 4; ++k) v -= L[k][i] * d[k];
+    d[i] = v / L[i][i];
+  }
+  return true;
+}
+
+// Solve the 4 x 4 system M v = g (M full, any sign) by Gaussian elimination with partial pivoting;
+// false when it is singular (a zero pivot).
+SHR_HOST_DEVICE inline bool solve4(double M[4][4], double g[4], double v[4]) {
+  for (int c = 0; c < 4; ++c) {
+    int piv = c;
+    for (int r = c + 1; r < 4; ++r)
+      if (::fabs(M[r][c]) > ::fabs(M[piv][c])) piv = r;
+    if (!(M[piv][c] != 0)) return false;
+    if (piv != c) {
+      for (int k = 0; k < 4; ++k) {
+        const double t = M[c][k];
+        M[c][k] = M[piv][k];
+        M[piv][k] = t;
+      }
+      const double t = g[c];
+      g[c] = g[piv];
+      g[piv] = t;
+    }
+    for (int r = c + 1; r < 4; ++r) {
+      const double f = M[r][c] / M[c][c];
+      for (int k = c; k < 4; ++k) M[r][k] -= f * M[c][k];
+      g[r] -= f * g[c];
+    }
+  }
+  for (int i = 3; i >= 0; --i) {
+    double s = g[i];
+    for (int k = i + 1; k < 4; ++k) s -= M[i][k] * v[k];
+    v[i] = s / M[i][i];
+  }
+  return true;
+}
+
+// The fit's starting lam = 1 / (2 s^2), from the curvature of log F at its argmax. f[axis][0..2]
+// are F at the three pixels around the argmax on that axis (shifted inward at the edge), used
+// where has[axis] (the axis has >= 3 pixels): their second difference of log F is -1 / sF^2 for a
+// Gaussian of std sF, and sF^2 = s^2 + blur^2 for a Gaussian of std s pre-filtered by one of std
+// blur. s^2 = the mean of the usable axes' sF^2 minus blur^2, clamped to [blur^2 / 16, 16 blur^2];
+// blur^2 where no axis is usable (F not positive there, or not curved down).
+SHR_HOST_DEVICE inline double start_lam(const double f[2][3], const bool has[2], double blur) {
+  const double b2 = blur * blur;
+  double sum = 0;
+  int n = 0;
+  for (int a = 0; a < 2; ++a) {
+    if (!has[a] || !(f[a][0] > 0 && f[a][1] > 0 && f[a][2] > 0)) continue;
+    const double d = ::log(f[a][0]) - 2 * ::log(f[a][1]) + ::log(f[a][2]);
+    if (d < 0) {
+      sum += -1.0 / d;
+      ++n;
+    }
+  }
+  double s2 = n > 0 ? sum / n - b2 : b2;
+  if (!finite(s2)) s2 = b2;
+  const double lo = b2 / 16, hi = b2 * 16;
+  s2 = s2 < lo ? lo : (s2 > hi ? hi : s2);
+  return 1.0 / (2.0 * s2);
+}
+
+struct Result {
+  double A, x, y, lam, step;
+  int iterations;
+  bool free_x, free_y;
+  bool valid;
+};
+
+// Levenberg-Marquardt for min sum (h - A k)^2 from (x0, y0, lam0), A profiled at the start.
+// eval(x, y, lam, Moments&) computes the sums over the box at a point (on CUDA, a block reduction:
+// every thread of the block calls fit with the same arguments and sees the same sums, so the
+// control flow is uniform). Each iteration builds N = J^T J and g = J^T r (J = (k, A k_x, A k_y,
+// A k_lam)), solves (N + mu diag N) d = g with frozen parameters (an axis with one pixel in the
+// frame) kept, clamps the step, evaluates the model once at the trial point and accepts it when
+// the residual A^2 E - 2 A C (+ sum h^2) does not grow beyond rounding. A map stops after a step
+// (accepted or not) below `stop` px, or after kMaxIterations. valid: converged (last step <
+// kConverged), finite, A > 0, lam within 100x of 1 / (2 blur^2), and (x, y) within R + 0.5 of the
+// argmax (mi, mj).
+template <typename Eval>
+SHR_HOST_DEVICE inline Result gaussian_fit(Eval&& eval, double x0, double y0, double lam0, bool free_x, bool free_y,
+                                           double blur, int64_t mi, int64_t mj, int64_t R, double stop) {
+  Moments m;
+  eval(x0, y0, lam0, m);
+  double A = m.D[0] / m.T[0], x = x0, y = y0, lam = lam0;
+  double f = A * (A * m.T[0] - 2 * m.D[0]);
+  double mu = kMuStart, step = INFINITY;
+  int it = 0;
+  const bool free_[4] = {true, free_x, free_y, true};
+  while (it < kMaxIterations) {
+    ++it;
+    const double s[4] = {1.0, A, A, A};
+    double N[10], g[4];
+    for (int a = 0; a < 4; ++a)
+      for (int b = a; b < 4; ++b) N[sym(a, b)] = s[a] * s[b] * m.T[sym(a, b)];
+    for (int a = 0; a < 4; ++a) g[a] = s[a] * m.D[a] - A * N[sym(a, 0)];
+    for (int a = 0; a < 4; ++a) {
+      if (free_[a]) continue;
+      for (int b = 0; b < 4; ++b) N[sym(a, b)] = a == b ? 1.0 : 0.0;
+      g[a] = 0;
+    }
+    for (int a = 0; a < 4; ++a) N[sym(a, a)] *= 1 + mu;
+    double d[4];
+    if (!solve_spd4(N, g, d)) {  // singular: not valid
+      step = NAN;
+      break;
+    }
+    const double dx = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[1])), dy = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[2]));
+    const double dl = ::fmax(-kMaxLogLamStep, ::fmin(kMaxLogLamStep, d[3] / lam));
+    const double At = A + d[0], xt = x + dx, yt = y + dy, lt = lam * ::exp(dl);
+    Moments mt;
+    eval(xt, yt, lt, mt);
+    const double ft = At * (At * mt.T[0] - 2 * mt.D[0]);
+    step = ::fmax(::fabs(dx), ::fabs(dy));
+    if (ft <= f + 8 * kDoubleEps * ::fabs(f)) {  // not worse, up to rounding (NaN: rejected)
+      A = At, x = xt, y = yt, lam = lt, f = ft, m = mt;
+      mu = ::fmax(mu * kMuDown, kMuMin);
+    } else {
+      mu *= kMuUp;
+    }
+    if (!(step >= stop)) break;  // NaN steps stop too (and are not valid)
+  }
+  const double lam_ref = 1.0 / (2.0 * blur * blur);
+  const bool ok = finite(A) && finite(x) && finite(y) && finite(lam);
+  const bool valid = ok && A > 0 && lam > lam_ref / 100 && lam < lam_ref * 100 && step < kConverged &&
+                     ::fabs(x - static_cast<double>(mj)) <= static_cast<double>(R) + 0.5 &&
+                     ::fabs(y - static_cast<double>(mi)) <= static_cast<double>(R) + 0.5;
+  return Result{A, x, y, lam, step, it, free_x, free_y, valid};
+}
+
+// The sums the gradient needs beyond Moments (at the solution): D2[e] = sum_p h_p d_e k_p and
+// K2[e] = sum_p k_p d_e k_p for the second derivatives e in pixel_second's order.
+struct SecondMoments {
+  double D2[6];
+  double K2[6];
+};
+SHR_HOST_DEVICE inline void add_pixel_second(SecondMoments& s, double h, double k, const double d2[6]) {
+  for (int e = 0; e < 6; ++e) {
+    s.D2[e] += h * d2[e];
+    s.K2[e] += k * d2[e];
+  }
+}
+
+// The gradient of a valid fit (implicit function theorem): with the exact Hessian of the objective
+// Hs = N - sum_p r_p d^2(A k_p)/d phi^2 (r = h - A k), frozen parameters' rows and columns
+// replaced by the identity, v = Hs^-1 (0, gx, gy, 0) (a frozen axis' entry 0). The gradient
+// w.r.t. h_p is then v0 k_p + A (v1 k_x + v2 k_y + v3 k_lam) over the box (pixel_grad). A
+// singular Hs gives v = 0 (no gradient through the fit).
+SHR_HOST_DEVICE inline void grad_coefficients(const Result& r, const Moments& m, const SecondMoments& s, double gx,
+                                              double gy, double v[4]) {
+  const double A = r.A, sc[4] = {1.0, A, A, A};
+  double Hs[4][4];
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b < 4; ++b) Hs[a][b] = sc[a] * sc[b] * m.T[sym(a, b)];
+  // d^2 (A k) / dA d theta_a = d_a k: sum r d_a k = sum h d_a k - A sum k d_a k.
+  for (int a = 1; a < 4; ++a) {
+    const double w = m.D[a] - A * m.T[sym(0, a)];
+    Hs[0][a] -= w;
+    Hs[a][0] -= w;
+  }
+  // d^2 (A k) / d theta_a d theta_b = A d_ab k.
+  const int e[4][4] = {{-1, -1, -1, -1}, {-1, 0, 2, 3}, {-1, 2, 1, 4}, {-1, 3, 4, 5}};
+  for (int a = 1; a < 4; ++a)
+    for (int b = 1; b < 4; ++b) Hs[a][b] -= A * (s.D2[e[a][b]] - A * s.K2[e[a][b]]);
+  const bool free_[4] = {true, r.free_x, r.free_y, true};
+  for (int a = 0; a < 4; ++a) {
+    if (free_[a]) continue;
+    for (int b = 0; b < 4; ++b) Hs[a][b] = Hs[b][a] = a == b ? 1.0 : 0.0;
+  }
+  double g[4] = {0.0, r.free_x ? gx : 0.0, r.free_y ? gy : 0.0, 0.0};
+  if (!solve4(Hs, g, v)) v[0] = v[1] = v[2] = v[3] = 0;
+}
+
+// d loss / d h_p of one pixel of the box, from grad_coefficients' v and the pixel's dk.
+SHR_HOST_DEVICE inline double pixel_grad(const double v[4], double A, const double dk[4]) {
+  return v[0] * dk[0] + A * (v[1] * dk[1] + v[2] * dk[2] + v[3] * dk[3]);
+}
+
+}  // namespace fit
+}  // namespace shr_ops
