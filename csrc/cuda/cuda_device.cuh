@@ -96,6 +96,26 @@ __device__ inline void block_sum(T (&v)[N], T* scratch) {
   __syncthreads();  // scratch may be reused after this
 }
 
+// Sum of N values over the 32 lanes of a warp, in a fixed order (deterministic); the result is
+// valid in every lane. All 32 lanes must call it. `scratch` (shared memory, the warp's own) holds
+// (32 + 1) * N values. Three warp barriers, where block_sum's shuffles take 10 N exchanges.
+template <typename T, int N>
+__device__ inline void warp_sum(T (&v)[N], T* scratch) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int n = 0; n < N; ++n) scratch[n * 32 + lane] = v[n];
+  __syncwarp(0xffffffffu);
+  for (int n = lane; n < N; n += 32) {
+    T s = 0;
+    for (int l = 0; l < 32; ++l) s += scratch[n * 32 + l];
+    scratch[32 * N + n] = s;
+  }
+  __syncwarp(0xffffffffu);
+#pragma unroll
+  for (int n = 0; n < N; ++n) v[n] = scratch[32 * N + n];
+  __syncwarp(0xffffffffu);  // scratch may be reused after this
+}
+
 // A launch's shape: grid.x blocks of `threads` threads with `smem` bytes of dynamic shared memory.
 struct LaunchShape {
   unsigned int blocks;

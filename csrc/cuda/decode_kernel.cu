@@ -2,10 +2,12 @@
 // decode_device.cuh, the checks and preparation in ../decode.h. Same semantics as the CPU kernels.
 //
 // With the pre-filter (blur): the maps are filtered into a temporary tensor (rows, then columns,
-// zero outside the frame, the CPU kernel's taps and order of operations), which the same kernels
-// then decode; the backward filters the gradient w.r.t. the filtered maps once more (the filter is
-// symmetric, so it is its own transpose). Unlike the CPU kernels, this materialises the filtered
-// maps: simple and the same arithmetic, not tuned.
+// zero outside the frame, the CPU kernel's taps and order of operations), whose argmax, score and
+// soft-argmax the same kernels take; the coordinates are then the Gaussian fit of the raw maps
+// around that argmax. The backward filters the gradient w.r.t. the filtered maps (the score's, and
+// the soft-argmax's where the fit is not valid) once more (the filter is symmetric, so it is its
+// own transpose) and adds the fit's gradient w.r.t. the raw maps. Unlike the CPU kernels, this
+// materialises the filtered maps: simple and the same arithmetic, not tuned.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/ops/empty.h>
@@ -61,6 +63,13 @@ at::Tensor blur_maps(const at::Tensor& x, double blur) {
   return out;
 }
 
+// The fit's parameters for maps of dtype `dtype` (R = 0 without the pre-filter: no fit).
+FitParams fit_params(int64_t window, c10::optional<double> blur, int64_t H, int64_t W, at::ScalarType dtype) {
+  if (!blur.has_value()) return FitParams{0, 0.0, 0.0};
+  return FitParams{static_cast<int>(fit::box_radius(window, *blur, H, W)), *blur,
+                   fit::stop_step(dtype == at::kDouble)};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& heatmaps, int64_t window,
                                                            double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode";
@@ -70,15 +79,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
   if (p.empty()) return {p.coords, p.scores, p.index};
   c10::cuda::CUDAGuard guard(p.hm.device());
   const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
-  const at::Tensor hm = blur.has_value() ? blur_maps(p.hm, *blur) : p.hm;
+  const FitParams fp = fit_params(window, blur, p.height, p.width, p.hm.scalar_type());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, hm.scalar_type(), "shr_ops_decode_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.hm.scalar_type(), "shr_ops_decode_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const LaunchShape shape = decode_launch_shape(p.maps);
-    SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<scalar_t, acc_t>)(
-        hm.const_data_ptr<scalar_t>(), p.coords.mutable_data_ptr<acc_t>(), p.scores.mutable_data_ptr<acc_t>(),
-        p.index.mutable_data_ptr<int64_t>(), static_cast<int>(p.height), static_cast<int>(p.width), r,
-        static_cast<acc_t>(temperature));
+    const int H = static_cast<int>(p.height), W = static_cast<int>(p.width);
+    if (blur.has_value()) {
+      const at::Tensor F = blur_maps(p.hm, *blur);
+      SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<acc_t, scalar_t, acc_t>)(
+          F.const_data_ptr<acc_t>(), p.hm.const_data_ptr<scalar_t>(), p.coords.mutable_data_ptr<acc_t>(),
+          p.scores.mutable_data_ptr<acc_t>(), p.index.mutable_data_ptr<int64_t>(), H, W, r,
+          static_cast<acc_t>(temperature), fp);
+    } else {
+      SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<scalar_t, scalar_t, acc_t>)(
+          p.hm.const_data_ptr<scalar_t>(), nullptr, p.coords.mutable_data_ptr<acc_t>(),
+          p.scores.mutable_data_ptr<acc_t>(), p.index.mutable_data_ptr<int64_t>(), H, W, r,
+          static_cast<acc_t>(temperature), fp);
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {p.coords, p.scores, p.index};
@@ -95,18 +113,32 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
   if (p.empty()) return p.grad;
   c10::cuda::CUDAGuard guard(p.hm.device());
   const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
-  // With the pre-filter: the gradient w.r.t. the filtered maps (compute dtype), filtered back below.
-  const at::Tensor hm = blur.has_value() ? blur_maps(p.hm, *blur) : p.hm;
-  at::Tensor out = blur.has_value() ? at::empty(hm.sizes(), hm.options()) : p.grad;
+  const FitParams fp = fit_params(window, blur, p.height, p.width, p.hm.scalar_type());
   at::Tensor bad_index = at::zeros({1}, p.index.options().dtype(at::kInt));
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, hm.scalar_type(), "shr_ops_decode_backward_cuda", [&] {
+  // With the pre-filter: the gradient w.r.t. the filtered maps (compute dtype), filtered back below,
+  // and the fit's w.r.t. the raw maps (compute dtype), added to it.
+  at::Tensor out, raw_out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.hm.scalar_type(), "shr_ops_decode_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const LaunchShape shape = decode_launch_shape(p.maps);
-    SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_backward_kernel<scalar_t, acc_t>)(
-        p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(), hm.const_data_ptr<scalar_t>(),
-        p.index.const_data_ptr<int64_t>(), out.mutable_data_ptr<scalar_t>(), bad_index.mutable_data_ptr<int>(),
-        static_cast<int>(p.height), static_cast<int>(p.width), r, static_cast<acc_t>(temperature));
+    const int H = static_cast<int>(p.height), W = static_cast<int>(p.width);
+    if (blur.has_value()) {
+      const at::Tensor F = blur_maps(p.hm, *blur);
+      out = at::empty(F.sizes(), F.options());
+      raw_out = at::empty(F.sizes(), F.options());
+      SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_backward_kernel<acc_t, scalar_t, acc_t>)(
+          p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(), F.const_data_ptr<acc_t>(),
+          p.hm.const_data_ptr<scalar_t>(), p.index.const_data_ptr<int64_t>(), out.mutable_data_ptr<acc_t>(),
+          raw_out.mutable_data_ptr<acc_t>(), bad_index.mutable_data_ptr<int>(), H, W, r,
+          static_cast<acc_t>(temperature), fp);
+    } else {
+      SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_backward_kernel<scalar_t, scalar_t, acc_t>)(
+          p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(),
+          p.hm.const_data_ptr<scalar_t>(), nullptr, p.index.const_data_ptr<int64_t>(),
+          p.grad.mutable_data_ptr<scalar_t>(), nullptr, bad_index.mutable_data_ptr<int>(), H, W, r,
+          static_cast<acc_t>(temperature), fp);
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   // A bad index is a catchable error, as on the CPU (a device-side assert would end the CUDA
@@ -116,7 +148,7 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
     TORCH_CHECK(bad_index.item<int>() == 0, op, ": index holds a value outside [0, H*W) = [0, ",
                 p.height * p.width, "): it must be the flat argmax index that decode returns");
   }
-  if (blur.has_value()) p.grad.copy_(blur_maps(out, *blur));
+  if (blur.has_value()) p.grad.copy_(blur_maps(out, *blur).add_(raw_out));
   return p.grad;
 }
 

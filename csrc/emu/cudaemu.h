@@ -3,7 +3,7 @@
 // One OS thread per CUDA thread of a block (kept in a pool across launches), the blocks of a grid one after another (order set by
 // CUDAEMU_BLOCK_ORDER = forward | reverse | shuffle). __syncthreads is a block barrier; warp
 // shuffles (*_sync, full-warp masks) go through a per-warp exchange buffer between two warp
-// barriers. __shared__ is `static` (one block at a time, so one copy per block); the dynamic
+// barriers; __syncwarp (full-warp mask) is the warp barrier alone. __shared__ is `static` (one block at a time, so one copy per block); the dynamic
 // shared memory (SHR_DYNAMIC_SMEM) is a fresh heap block of exactly the launch's size, filled with
 // CUDAEMU_SMEM_FILL (default 0xff: NaN for float and double) so that unwritten reads show.
 // Kernels are launched with SHR_LAUNCH(grid, block, smem, stream, kernel)(args...), the macro that
@@ -63,6 +63,7 @@
 #define CUDA_KERNEL_ASSERT(cond) \
   ((cond) ? void(0) : ::cudaemu::kernel_assert_fail(#cond, __FILE__, __LINE__))
 #define __syncthreads() ::cudaemu::syncthreads(__FILE__, __LINE__)
+#define __syncwarp(mask) ::cudaemu::syncwarp(mask, __FILE__, __LINE__)
 #define __shfl_down_sync(mask, var, ...) ::cudaemu::shfl(::cudaemu::kDown, mask, var, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_up_sync(mask, var, ...) ::cudaemu::shfl(::cudaemu::kUp, mask, var, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_xor_sync(mask, var, ...) ::cudaemu::shfl(::cudaemu::kXor, mask, var, __FILE__, __LINE__, __VA_ARGS__)
@@ -241,6 +242,18 @@ inline void syncthreads(const char* file, int line) {
   Block* b = t_block;
   ++b->syncs[t_tid];
   b->bar.arrive_and_wait(t_tid, Site{file, line});
+}
+
+// A warp barrier; the mask must be the warp's full mask (as for the shuffles).
+inline void syncwarp(unsigned int mask, const char* file, int line) {
+  Block* b = t_block;
+  const int tid = t_tid;
+  Warp& w = b->warps[tid >> 5];
+  if (mask != w.present) {
+    report("__syncwarp at %s:%d: mask 0x%x is not the warp's full mask 0x%x (unsupported here)", file, line, mask,
+           w.present);
+  }
+  w.bar.arrive_and_wait(tid & 31, Site{file, line});
 }
 
 enum ShflKind { kDown, kUp, kXor, kIdx };

@@ -15,8 +15,9 @@ image pixels and % of the inter-ocular distance). Every baseline is its project'
 (shr_ops.codecs: face-alignment 1.5, mmpose's MSRA/DARK/UDP, OpenCV's blur), landmark to decoded
 position; face-alignment draws with sigma 2 only, so its rows exist at sigma 2 only.
 
-The edge study puts landmarks at a controlled distance from the frame edge (the edge of a W-px
-map is at x = -0.5 and x = W - 0.5): the distance of a landmark is that of its nearest coordinate.
+The edge study puts landmarks at a controlled distance from the frame edge: the distance of a
+landmark is that of its nearest coordinate to the outermost pixel centre (x or W - 1 - x; the
+frame's own edge is half a pixel further out).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ FIXED_DECODERS = ("argmax", "quarter", "fa", "dark", "udp")
 # The rows of the main table: the named codecs, then face-alignment with its edge shift turned off.
 STUDY_CODECS = tuple((name, enc, dec) for name, (enc, dec, _src) in codecs.CODEC_TABLE.items()) + (
     ("fa, edge shift off", "fa-centred", "fa"),)
-EDGE_BINS = ((0.5, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, float("inf")))  # distance to the frame edge (px)
+EDGE_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, float("inf")))  # distance to the outermost pixel centre (px)
 
 
 @dataclass
@@ -114,9 +115,8 @@ def sweep_shr(cfg: Config, size: int = 64) -> list[dict]:
         heat = shr_ops.encode(lm, (size, size), sigma)
         maps = {c: degrade(heat, c, sigma, torch.Generator().manual_seed(cfg.seed + 1)).float() for c in CONDITIONS}
         for blur in BLURS:
-            filtered = {c: m if blur is None else gaussian_blur(m, blur) for c, m in maps.items()}
             for cond, window, t in itertools.product(CONDITIONS, WINDOWS, cfg.temperatures):
-                err = errors(shr_ops.decode(filtered[cond], window=window, temperature=t, blur=None), lm)
+                err = errors(shr_ops.decode(maps[cond], window=window, temperature=t, blur=blur), lm)
                 rows.append(dict(sigma=sigma, blur=blur, condition=cond, window=window, temperature=t, **stats(err)))
     return rows
 
@@ -183,20 +183,20 @@ def face_study(cfg: Config, betas: dict, sigma: float) -> list[dict]:
 
 
 def edge_landmarks(cfg: Config, size: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """(landmarks Tensor[n, 1, 2], their distance to the frame edge Tensor[n], interior Tensor[n]
-    bool): first cfg.points with one coordinate at a distance d ~ U[0.5, 6.5) from a random side of
-    the frame (0.5: the outermost pixel centre), the other uniform where it is no nearer to an edge;
-    then cfg.points / 2 in the interior (interior True), every coordinate more than 3 px from the
-    edge. All in [0, S - 1]."""
+    """(landmarks Tensor[n, 1, 2], their distance to the outermost pixel centre Tensor[n], interior
+    Tensor[n] bool): first cfg.points with one coordinate at a distance d ~ U[0, 6) from a random
+    side (0: on the outermost pixel centre), the other uniform where it is no nearer to an edge;
+    then cfg.points / 2 in the interior (interior True), every coordinate at least 3 px from the
+    outermost pixel centres. All in [0, S - 1]."""
     n_near, n_far = cfg.points, cfg.points // 2
-    d = 0.5 + 6.0 * torch.rand(n_near, generator=g, dtype=torch.float64)
-    along = (d - 0.5) + torch.rand(n_near, generator=g, dtype=torch.float64) * (size - 2 * d)
-    across = torch.where(torch.rand(n_near, generator=g) < 0.5, d - 0.5, size - 0.5 - d)
+    d = 6.0 * torch.rand(n_near, generator=g, dtype=torch.float64)
+    along = d + torch.rand(n_near, generator=g, dtype=torch.float64) * (size - 1 - 2 * d)
+    across = torch.where(torch.rand(n_near, generator=g) < 0.5, d, size - 1 - d)
     swap = torch.rand(n_near, generator=g) < 0.5
     near = torch.stack([torch.where(swap, along, across), torch.where(swap, across, along)], -1)
-    far = 2.5 + torch.rand(n_far, 2, generator=g, dtype=torch.float64) * (size - 6)
+    far = 3.0 + torch.rand(n_far, 2, generator=g, dtype=torch.float64) * (size - 7)
     lm = torch.cat([near, far])[:, None, :]
-    dist = torch.minimum(lm + 0.5, size - 0.5 - lm).amin(-1).squeeze(-1)
+    dist = torch.minimum(lm, size - 1 - lm).amin(-1).squeeze(-1)
     interior = torch.arange(len(lm)) >= n_near
     return lm, dist, interior
 
@@ -207,6 +207,11 @@ def edge_decoders(sigma: float, betas: dict) -> dict:
             for name, enc, dec in STUDY_CODECS}
     rows["shr without pre-filter (window 9, t 10)"] = (
         "shr", lambda h: shr_ops.decode(h, window=9, temperature=10.0, blur=None))
+    # The default decoder before its Gaussian fit (issue 13): the soft-argmax of the pre-filtered maps.
+    d = shr_ops.defaults
+    rows["shr before the fit (soft-argmax of the pre-filtered maps)"] = (
+        "shr", lambda h: shr_ops.decode(gaussian_blur(h.double(), d.DEFAULT_BLUR).to(h.dtype), window=d.DEFAULT_WINDOW,
+                                        temperature=d.DEFAULT_TEMPERATURE, blur=None))
     return rows
 
 
@@ -234,7 +239,7 @@ def write_edge_plot(out_dir: str, edge: dict, sigma: float) -> str:
     one line per codec."""
     plt = plots.pyplot()
     dist = torch.where(edge["interior"], torch.full_like(edge["distance"], float("inf")), edge["distance"])
-    edges = torch.arange(0.5, 6.5 + 1e-9, 0.25, dtype=torch.float64)
+    edges = torch.arange(0.0, 6.0 + 1e-9, 0.25, dtype=torch.float64)
     centres = ((edges[:-1] + edges[1:]) / 2).numpy()
     fig, axes = plt.subplots(1, len(CONDITIONS), figsize=(5 * len(CONDITIONS), 4), sharey=True)
     for ax, cond in zip(axes, CONDITIONS):
@@ -243,7 +248,7 @@ def write_edge_plot(out_dir: str, edge: dict, sigma: float) -> str:
             means = [err[(dist >= a) & (dist < b)].mean().item() for a, b in zip(edges[:-1], edges[1:])]
             ax.plot(centres, means, "-", marker=".", label=name)
         ax.set_yscale("log")
-        ax.set_xlabel("distance of the nearest coordinate to the frame edge (heatmap px)")
+        ax.set_xlabel("distance of the nearest coordinate to the outermost pixel centre (heatmap px)")
         ax.set_title(f"64x64, sigma = {sigma}, {cond} maps")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("mean error (heatmap px)")
@@ -307,7 +312,8 @@ def write_plots(out_dir: str, sweep: list[dict], matrix: list[dict], defaults: d
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, fontsize=7, loc="upper right")
-    fig.suptitle("SHR local soft-argmax, 64x64, SHR-encoded maps (solid: clean, dashed: network-like)")
+    fig.suptitle("SHR decoder (soft-argmax; with blur, the Gaussian fit), 64x64, SHR-encoded maps (solid: clean, "
+                 "dashed: network-like)")
     paths.append(plots.save(fig, os.path.join(fig_dir, "codec_shr_temperature.png"), rect=(0, 0, 0.92, 1)))
 
     # 2. Named codecs: error vs sigma at 64x64, clean and network.
@@ -414,12 +420,15 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
     counts = ", ".join(f"{b}: {edge['bins'][(edge['names'][0], 'clean', lo)]['n']}"
                        for b, (lo, _) in zip(bin_names, EDGE_BINS))
     lines += ["", f"## Near the frame edge (64×64, σ = {sigma})", "",
-              "Landmarks in [0, 63]², binned by the distance of their nearest coordinate to the frame edge "
-              "(x + 0.5 or 63.5 − x; the first bin is the outer half of the outermost pixel). One coordinate is "
-              "drawn at a distance uniform in [0.5, 6.5) from a random side, the other no nearer to an edge; "
-              f"the last bin is the interior, every coordinate more than 3 px from the edge (landmarks per bin: "
-              f"{counts}). The window of the local decoders is clipped at the edge, and a blur treats the "
-              "outside as zero: both pull an estimate inward. Mean error (heatmap px):", ""]
+              "Landmarks in [0, 63]², binned by the distance of their nearest coordinate to the outermost pixel "
+              "centre (x or 63 − x; the frame's edge is half a pixel further out). One coordinate is "
+              "drawn at a distance uniform in [0, 6) from a random side, the other no nearer to an edge; "
+              f"the last bin is the interior, every coordinate at least 3 px from it (landmarks per bin: "
+              f"{counts}). The window of a local decoder is clipped at the edge, and a blur treats the "
+              "outside as zero: both pull an estimate inward. SHR's decoder fits a Gaussian to the raw map's "
+              "pixels that exist, so neither pulls it (docs/edge_exact_decoder.md). The network-like maps carry "
+              "their generator's own inward pull: their blur of 0.5 σ treats the outside as zero too. "
+              "Mean error (heatmap px):", ""]
     for cond in CONDITIONS:
         lines += [f"**{cond}**" + (" (mean / max)" if cond == "clean" else ""), "",
                   "| codec | " + " | ".join(bin_names) + " |", "|---|" + "---|" * len(bin_names)]

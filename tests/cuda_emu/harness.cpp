@@ -132,8 +132,10 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
   std::vector<in_t> hm(hmd.begin(), hmd.end());
   std::vector<acc_t> coords(2 * M, acc_t(-7)), scores(M, acc_t(-7));
   std::vector<int64_t> index(M, -7);
-  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<in_t, acc_t>, dim3(M), dim3(kThreads), 0, hm.data(),
-                            coords.data(), scores.data(), index.data(), H, W, r, static_cast<acc_t>(t));
+  const shr_ops::cuda::FitParams no_fit{0, 0.0, 0.0};  // the plain soft-argmax (blur=None)
+  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<in_t, in_t, acc_t>, dim3(M), dim3(kThreads), 0, hm.data(),
+                            static_cast<const in_t*>(nullptr), coords.data(), scores.data(), index.data(), H, W, r,
+                            static_cast<acc_t>(t), no_fit);
   char nm[160];
   std::snprintf(nm, sizeof nm, "decode %s %dx%d M=%d r=%d %s", tname<in_t>(), H, W, M, r, what);
   const double tol = sizeof(acc_t) == 4 ? 2e-5 : 1e-11;
@@ -173,8 +175,9 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
   for (auto& v : gs) v = static_cast<acc_t>(u(rng));
   std::vector<in_t> gh(M * HW, in_t(-7));
   int bad_index = 0;
-  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<in_t, acc_t>, dim3(M), dim3(kThreads), 0, gc.data(),
-                        gs.data(), hm.data(), index.data(), gh.data(), &bad_index, H, W, r, static_cast<acc_t>(t));
+  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<in_t, in_t, acc_t>, dim3(M), dim3(kThreads), 0,
+                        gc.data(), gs.data(), hm.data(), static_cast<const in_t*>(nullptr), index.data(), gh.data(),
+                        static_cast<acc_t*>(nullptr), &bad_index, H, W, r, static_cast<acc_t>(t), no_fit);
   err += bad_index;  // decode's own indices are valid
   std::snprintf(nm, sizeof nm, "decode_backward %s %dx%d M=%d r=%d %s", tname<in_t>(), H, W, M, r, what);
   Cmp cb{nm, tol, tol};
