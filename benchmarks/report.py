@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import re
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -188,6 +190,15 @@ def scaling_lines(path: str) -> list[str]:
     return lines
 
 
+def kept_sections(path: str) -> list[str]:
+    """The sections of the page at `path` that other scripts own, marked <!-- NAME:begin --> ...
+    <!-- NAME:end --> (benchmarks/kernel_resources.py --write-docs): a rewrite keeps them, at its end."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [m[0] for m in re.finditer(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", f.read(), flags=re.S)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("bench", help="pytest-benchmark JSON")
@@ -234,6 +245,8 @@ def main():
         out += [f"- {line}" for line in tr["header"]] + [""] + train_lines(tr["rows"]) + [""]
     if args.scaling:
         out += ["## Cost growth", ""] + scaling_lines(args.scaling) + [""]
+    for section in kept_sections(args.write):
+        out += [section, ""]
     with open(args.write, "w") as f:
         f.write("\n".join(out))
     print(f"wrote {args.write}")

@@ -89,3 +89,14 @@ def test_report_writes_the_page(report, tmp_path, monkeypatch):
     assert "**No GPU rows**" in text
     assert "## Training throughput" in text and "- FAN tiny, crop 128" in text
     assert "| step | fused | 25.00 | 26.00 | 24.00, 25.00, 26.00 | 1.250 | 1.238 |" in text
+
+
+def test_report_keeps_other_scripts_sections(report, tmp_path, monkeypatch):
+    page = tmp_path / "performance.md"
+    owned = "<!-- kernel_resources:begin -->\n## CUDA kernel resources\n\n| a |\n<!-- kernel_resources:end -->"
+    page.write_text(f"# Performance\n\nold figures\n\n{owned}\n\nmore old figures\n")
+    monkeypatch.setattr(sys, "argv", ["report.py", str(_write(tmp_path)), "--write", str(page)])
+    report.main()
+    text = page.read_text()
+    assert "old figures" not in text and "## Speed" in text
+    assert text.count(owned) == 1 and text.index("## Speed") < text.index(owned)
