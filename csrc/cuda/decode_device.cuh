@@ -205,7 +205,7 @@ __device__ inline void warp_fit_grad(const raw_t* h, int W, const FitBox& b, con
 // hm: the maps the argmax, score and soft-argmax see (the pre-filtered maps with blur); raw: the
 // maps the fit reads (nullptr when fp.R is 0).
 template <typename in_t, typename raw_t, typename acc_t>
-__global__ void decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
+__global__ void __launch_bounds__(kThreads, 4) decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
                               acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t,
                               FitParams fp) {
   __shared__ acc_t sv[kWarps];
@@ -245,7 +245,7 @@ __global__ void decode_kernel(const in_t* __restrict__ hm, const raw_t* __restri
 // direct call with a bad index) gets a zero gradient and sets *bad_index to 1, which the launcher
 // turns into an error.
 template <typename in_t, typename raw_t, typename acc_t>
-__global__ void decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs,
+__global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs,
                                        const in_t* __restrict__ hm, const raw_t* __restrict__ raw,
                                        const int64_t* __restrict__ index, in_t* __restrict__ out,
                                        acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r,

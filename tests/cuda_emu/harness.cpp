@@ -199,6 +199,62 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
   verdict(cb, err);
 }
 
+// ---------------------------------------------------------------- decode's Gaussian fit
+// Clean Gaussians (any width, centres up to the corner) handed to the kernels as both the maps the
+// argmax sees and the raw maps: the fit must return the centre to the maps' rounding, and the
+// backward must write a finite gradient inside the fit box only (its values are checked against the
+// reference in the Python tests).
+template <typename T>
+void test_fit(int H, int W, const std::vector<double>& centres, double sigma, int window, double blur) {
+  const long HW = long(H) * W;
+  const int M = static_cast<int>(centres.size() / 2);
+  std::vector<T> hm(M * HW);
+  for (int m = 0; m < M; ++m)
+    for (int i = 0; i < H; ++i)
+      for (int j = 0; j < W; ++j) {
+        const double dx = j - centres[2 * m], dy = i - centres[2 * m + 1];
+        hm[m * HW + long(i) * W + j] = static_cast<T>(std::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)));
+      }
+  const int R = static_cast<int>(shr_ops::fit::box_radius(window, blur, H, W));
+  const shr_ops::cuda::FitParams fp{R, blur, shr_ops::fit::stop_step(sizeof(T) == 8)};
+  std::vector<T> coords(2 * M, T(-7)), scores(M, T(-7));
+  std::vector<int64_t> index(M, -7);
+  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, hm.data(), hm.data(),
+                            coords.data(), scores.data(), index.data(), H, W, window / 2, static_cast<T>(40.0), fp);
+  char nm[160];
+  std::snprintf(nm, sizeof nm, "decode fit %s %dx%d M=%d sigma=%g R=%d", tname<T>(), H, W, M, sigma, R);
+  const double tol = sizeof(T) == 4 ? 3e-5 : 1e-9;
+  Cmp c{nm, tol, 0};
+  for (int m = 0; m < M; ++m) {
+    c(coords[2 * m], centres[2 * m], "x", m);
+    c(coords[2 * m + 1], centres[2 * m + 1], "y", m);
+  }
+  verdict(c, err);
+  std::vector<T> gc(2 * M, T(0.7)), gs(M, T(-0.3)), out(M * HW, T(-7)), raw_out(M * HW, T(-7));
+  int bad_index = 0;
+  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, gc.data(),
+                        gs.data(), hm.data(), hm.data(), index.data(), out.data(), raw_out.data(), &bad_index, H, W,
+                        window / 2, static_cast<T>(40.0), fp);
+  err += bad_index;
+  std::snprintf(nm, sizeof nm, "decode_backward fit %s %dx%d M=%d sigma=%g R=%d", tname<T>(), H, W, M, sigma, R);
+  Cmp cb{nm, 0, 0};
+  for (int m = 0; m < M; ++m) {
+    const int mi = static_cast<int>(index[m] / W), mj = static_cast<int>(index[m] % W);
+    double nonzero = 0;
+    for (int i = 0; i < H; ++i)
+      for (int j = 0; j < W; ++j) {
+        const double g = raw_out[m * HW + long(i) * W + j];
+        const bool in_box = std::abs(i - mi) <= R && std::abs(j - mj) <= R;
+        cb(std::isfinite(g) && (in_box || g == 0) ? 0.0 : 1.0, 0.0, "raw grad finite, zero outside the box", m);
+        nonzero += g != 0;
+        // The score's gradient alone in out: a delta at the argmax (the fit took the coordinates').
+        cb(out[m * HW + long(i) * W + j], long(i) * W + j == index[m] ? double(gs[m]) : 0.0, "score grad", m);
+      }
+    cb(nonzero > 0 ? 0.0 : 1.0, 0.0, "raw grad nonzero", m);
+  }
+  verdict(cb, err);
+}
+
 // ---------------------------------------------------------------- blur_pass (grid-stride loop)
 template <typename T>
 void test_blur(int M, int H, int W, int r, unsigned grid, uint64_t seed) {
@@ -506,6 +562,12 @@ int main(int argc, char** argv) {
       peak(v, 0, 100, 90, 77.7, 12.2), peak(v, 1, 100, 90, 5.5, 94.4);
       test_decode<float, float>(100, 90, v, 4, 20.0, 25, "large");
     }
+    // The fit: interior, edge, corner and one-row maps, at the defaults and a wide box.
+    const std::vector<double> c5 = {20.3, 30.6, 0.0, 0.0, 47.0, 12.25, 0.4, 63.0, 25.5, 1.2};
+    test_fit<float>(64, 48, c5, 2.0, 9, 2.0);
+    test_fit<double>(64, 48, c5, 1.5, 9, 2.0);
+    test_fit<double>(64, 48, c5, 3.0, 5, 3.0);
+    test_fit<double>(1, 40, {0.3, 0.0, 17.6, 0.0}, 2.0, 9, 2.0);
   }
   if (all || which == "blur") {
     test_blur<float>(3, 20, 30, 3, 3, 31);                     // 3 blocks for 1800 values: grid-stride
