@@ -1,5 +1,7 @@
-"""Candidates for the edge-exact SHR decoder (issue 13, item 3) against today's default, DARK and UDP,
-per distance to the frame edge (docs/edge_exact_decoder.md has a run of this script).
+"""Candidates for the edge-exact SHR decoder (issue 13, item 3) against the default before it (the
+soft-argmax of the pre-filtered maps, "default (today)" below), DARK and UDP, per distance to the
+frame edge (docs/edge_exact_decoder.md has a run of this script). The chosen candidate, "LSQ fit,
+13x13", is now shr_ops' default decoder (reference.decode, shr_ops/gaussian_fit.py).
 
     PYTHONPATH=.:python python benchmarks/edge_decoders.py            (64x64, sigma 1.5 / 2 / 3)
     PYTHONPATH=.:python python benchmarks/edge_decoders.py --sizes 32 128 --sigmas 2
@@ -33,7 +35,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(__file__), ".."), os.path.join(os.p
 
 from shr_ops import codecs, reference  # noqa: E402
 from shr_ops.defaults import DEFAULT_BLUR, DEFAULT_TEMPERATURE, DEFAULT_WINDOW  # noqa: E402
-from shr_ops.edge_decode import _fit_coords, _window, decode_fit, fit_radius, fit_gaussian  # noqa: E402
+from shr_ops.gaussian_fit import _fit_coords, _window, fit_radius, fit_gaussian  # noqa: E402
 from shr_ops.filters import gaussian_blur  # noqa: E402
 from shr_fan.codec_study import degrade  # noqa: E402
 
@@ -41,6 +43,19 @@ BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0))
 CONDITIONS = ("clean", "noise", "network", "network-exact")
 
 # ------------------------------------------------------------------------------------ candidates
+
+
+def prefit(h: Tensor) -> Tensor:
+    """The default decoder before the fit: the soft-argmax of the pre-filtered maps."""
+    F = gaussian_blur(h.double(), DEFAULT_BLUR).to(reference.compute_dtype(h.dtype))
+    return reference.decode_with_index(F, window=DEFAULT_WINDOW, temperature=DEFAULT_TEMPERATURE)[0]
+
+
+def decode_fit(h: Tensor, radius: int | None = None, return_info: bool = False):
+    """The chosen fit (shr_ops' default decoder), with its box radius overridden by `radius`."""
+    c, _, info = reference.decode_with_info(h, radius=radius)
+    return (c, info) if return_info else c
+
 
 
 def normalised_blur(h: Tensor, blur: float) -> Tensor:
@@ -104,7 +119,7 @@ def log_quadratic_fit(h: Tensor, window: int, blur: float, iterations: int = 0, 
     x = mj - c[..., 1] / (2 * c[..., 3])
     y = mi - c[..., 2] / (2 * c[..., 4])
     bad = ~(torch.isfinite(x) & torch.isfinite(y) & (c[..., 3] < 0) & (c[..., 4] < 0))
-    soft = reference.decode(h)
+    soft = prefit(h)
     return torch.where(bad[..., None], soft.double(), torch.stack([x, y], -1))
 
 
@@ -135,7 +150,7 @@ def candidates(sigma: float):
     w, t, b = DEFAULT_WINDOW, DEFAULT_TEMPERATURE, DEFAULT_BLUR
     k = codecs.blur_kernel_for(sigma)
     return {
-        "default (today)": ("shr", lambda h: reference.decode(h)),
+        "default (today)": ("shr", prefit),
         "dark (mmpose)": ("shr", lambda h: codecs.decode_dark(h, blur_kernel=k)),
         "udp (mmpose)": ("udp", lambda h: codecs.decode_udp(h, blur_kernel=k)),
         "normalised pre-filter": ("shr", lambda h: soft_argmax(normalised_blur(h.double(), b), w, t)),
@@ -258,8 +273,8 @@ def cost(size: int = 64, n: int = 2048, repeats: int = 3) -> None:
     """Time per map of the reference implementations (one thread), today's default against the fit."""
     lm = 2 + torch.rand(n, 1, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (size - 5)
     h = (reference.encode(lm, (size, size), 2.0) + 0.05 * torch.randn(n, 1, size, size, dtype=torch.float64)).float()
-    rows = {"default (reference.decode)": lambda: reference.decode(h),
-            "fit (edge_decode.decode_fit)": lambda: decode_fit(h),
+    rows = {"default before the fit (soft-argmax of the pre-filtered maps)": lambda: prefit(h),
+            "fit (reference.decode)": lambda: decode_fit(h),
             "fit, forward + backward": None}
     print(f"\n### Cost of the pure-PyTorch prototypes ({size}x{size}, {n} maps, float32, "
           f"{torch.get_num_threads()} thread)\n")

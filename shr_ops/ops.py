@@ -169,33 +169,39 @@ def _check_encode_out(out, landmarks: Tensor, size: tuple[int, int], dtype, op: 
 
 def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
            blur: float | None = DEFAULT_BLUR, return_scores: bool = False):
-    """Subpixel landmark positions by a local-window soft-argmax around each map's maximum.
+    """Subpixel landmark positions: a local-window soft-argmax around each map's maximum, and by
+    default a least-squares Gaussian fit of the map around it, exact up to the frame's corners.
 
-    Per map: ``m`` = the first maximum in row-major order (as torch.argmax; a NaN counts as the
-    maximum, so a map holding NaN decodes to NaN, never to a finite position); a ``window x window``
-    box centred on ``m``, clipped to the frame; ``p = softmax(temperature * h)`` over the box;
-    result ``m + sum(p * offset)``. Differentiable w.r.t. ``heatmaps`` (the gradient is non-zero
-    only inside each window; the argmax itself is piecewise constant).
+    Per map: ``m`` = the first maximum in row-major order of the (pre-filtered, see ``blur``) map
+    (as torch.argmax; a NaN counts as the maximum, so a map holding NaN decodes to NaN, never to a
+    finite position); a ``window x window`` box centred on ``m``, clipped to the frame;
+    ``p = softmax(temperature * h)`` over the box; the estimate ``m + sum(p * offset)``. Without the
+    pre-filter this estimate is the result. Differentiable w.r.t. ``heatmaps`` (the gradient is
+    non-zero only inside each window, and the fit's box; the argmax itself is piecewise constant).
 
     Args:
         heatmaps: Tensor[..., K, H, W], float32/float64/float16/bfloat16 (the latter two
             computed in float32).
         window: odd box size >= 1 (1 gives the integer argmax). Default 9.
         temperature: softmax temperature > 0, applied as ``softmax(temperature * h)``. Default 40.
-        blur: optional pre-filter: each map is first blurred by a normalised Gaussian of this std
-            (heatmap px, truncated at ceil(3 blur), zero outside the frame: the values of
-            ``shr_ops.filters.gaussian_blur``); the argmax, window and score are those of the blurred
-            map. The CPU kernel computes blurred values only where the argmax can be and in the
-            window (the CUDA kernels filter into a temporary first); the gradient flows through the
-            filter.
-            It averages pixel noise out of the window; a symmetric peak keeps its centre. Default
-            2.0; ``None`` decodes the maps as given (the compiled kernel alone). The defaults
-            (window 9, temperature 40, blur 2, for sigma 2 targets) come from the codec study
-            (shr_ops/defaults.py, docs/codec_study.md): 0.0026 px mean error on clean 64x64 maps,
-            0.0504 px with N(0, 0.05^2) noise, 0.0525 px on network-like maps, against 0.0036 /
-            0.1186 / 0.0939 px for the best setting without the pre-filter. Within about 3 px of
-            the frame edge the clipped window and the pre-filter's zero border pull the estimate
-            inward, as they do for DARK and UDP (docs/codec_study.md, "Near the frame edge").
+        blur: optional pre-filter: the argmax, window estimate and score are those of each map
+            blurred by a normalised Gaussian of this std (heatmap px, truncated at ceil(3 blur),
+            zero outside the frame: the values of ``shr_ops.filters.gaussian_blur``), which
+            averages pixel noise out of the search. The coordinates are then a least-squares fit
+            of ``A exp(-lam |p - (x, y)|^2)`` to the *raw* map over the box of radius
+            ``max(window // 2, ceil(3 blur))`` around ``m`` (13 x 13 at the defaults), clipped to the
+            frame, by Levenberg-Marquardt from the window estimate (shr_ops.gaussian_fit,
+            docs/edge_exact_decoder.md). A clean Gaussian of any width is recovered exactly, also
+            when the frame cuts it (within 3 px of an edge, where the window estimate of the
+            blurred map is pulled inward by up to 1.6 px); on noisy maps it is the
+            maximum-likelihood estimate. Where the fit does not converge to a peak near ``m``
+            (flat, negative or non-finite maps) the window estimate is the result. The gradient
+            is that of the fit's solution (implicit function theorem) for the coordinates, and
+            flows through the filter for the score. The CPU kernel computes blurred values only
+            where the argmax can be and in the window (the CUDA kernels filter into a temporary
+            first). Default 2.0; ``None`` decodes the maps as given by the window soft-argmax
+            alone. The defaults (window 9, temperature 40, blur 2, for sigma 2 targets) and their
+            errors are the codec study's (shr_ops/defaults.py, docs/codec_study.md).
             A map holding NaN decodes to NaN (coords and score), one holding +inf to NaN coords.
         return_scores: also return the peak value of each (pre-filtered) map.
 

@@ -67,31 +67,34 @@ def test_metrics_hand_computed():
 def test_crop_round_trip_is_exact():
     """image -> crop -> heatmap -> encode -> decode -> image: <= 0.01 image px on clean targets.
 
-    The affine part is exact for any augmentation; the codec part holds for landmarks at least
-    4 heatmap px inside the frame (nearer the edge every blur-based decoder is pulled inward,
-    see docs/codec_study.md), which the unaugmented face-box crop guarantees."""
+    The affine part is exact for any augmentation; the codec part holds for every landmark in the
+    frame, up to its edge (the default decoder's Gaussian fit; docs/edge_exact_decoder.md): a tight,
+    shifted crop (scale 1.3) puts some within 3 heatmap px of it, and some outside."""
     import numpy as np
 
     import shr_ops
     from shr_fan import data, synthetic
     from shr_ops import coords
 
-    errs = []
+    errs, near_edge = [], []
     for seed in range(8):
         _, pts = synthetic.render_face(seed)
-        for params in (dict(), dict(scale=1.1, rotation_deg=17.0, shift=(0.03, -0.02), flip=True)):
+        for params in (dict(), dict(scale=1.1, rotation_deg=17.0, shift=(0.03, -0.02), flip=True),
+                       dict(scale=1.3, rotation_deg=-9.0, shift=(0.08, 0.06))):
             m = data.crop_matrix(data.box_from_landmarks(pts), 256, **params)
             crop_pts = data.apply_affine(pts, m)
             np.testing.assert_allclose(data.apply_affine(crop_pts, data.invert_affine(m)), pts, atol=1e-10)
             hm = coords.image_to_heatmap(torch.from_numpy(crop_pts)[None], 4.0)
             dec = shr_ops.decode(shr_ops.encode(hm, (64, 64)))
             back = data.apply_affine(coords.heatmap_to_image(dec, 4.0)[0].numpy(), data.invert_affine(m))
-            inside = ((hm[0] >= 3.5) & (hm[0] <= 59.5)).all(-1).numpy()
+            inside = ((hm[0] >= 0) & (hm[0] <= 63)).all(-1).numpy()
+            near_edge.append((torch.minimum(hm[0], 63 - hm[0]).amin(-1).numpy() < 3)[inside])
             if not params:
                 assert inside.all()
             errs.append(np.linalg.norm(back - pts, axis=-1)[inside])
-    errs = np.concatenate(errs)
-    assert errs.mean() <= 0.01, errs.mean()
+    errs, near_edge = np.concatenate(errs), np.concatenate(near_edge)
+    assert near_edge.sum() >= 20, near_edge.sum()
+    assert errs.max() <= 0.01, errs.max()
 
 
 def test_synthetic_dataset_item():
