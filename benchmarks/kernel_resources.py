@@ -38,9 +38,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import docs_sections  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "performance.md"
-BEGIN, END = "<!-- kernel_resources:begin -->", "<!-- kernel_resources:end -->"
+SECTION = "kernel_resources"
 MAP_SIZE = (64, 64)  # H, W of the dynamic shared memory and occupancy columns
 
 # sm_90 (H100 / H200), as cuda_occupancy.h has it (255 registers: ptxas's limit).
@@ -187,15 +190,8 @@ def markdown_table(rows: list[dict]) -> list[str]:
 
 
 def replace_section(text: str | None, section: str) -> str:
-    """`text` (a docs page, None if missing) with its marked section replaced by `section`
-    (appended when the markers are absent)."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    if text is None:
-        return f"# Performance\n\n{block}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        return head + block + rest.split(END, 1)[1]
-    return text.rstrip("\n") + "\n\n" + block + "\n"
+    """`text` (a docs page, None if missing) with this script's section replaced by `section`."""
+    return docs_sections.replace_section(text, SECTION, section)
 
 
 # --- compiling --------------------------------------------------------------------------------

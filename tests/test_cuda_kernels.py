@@ -1,7 +1,7 @@
 """The CUDA kernels against the CPU kernels where they must agree bit for bit, and the CUDA launchers'
 own limits and errors. Runs on emulated CUDA (tests/cuda_emu) and on a GPU when there is one.
 
-Each case is one fix of the first review of csrc/cuda: the pre-filter's order of operations (exact
+Each case is one fix of the first review of csrc/cuda (and the emulator's traffic counters, last): the pre-filter's order of operations (exact
 ties decode to the same pixel), the truncation disc's rounding, the denormal policy, a bad index
 as a catchable error, shared memory past 48 KiB, the per-map pixel limit, and taps passed by value.
 """
@@ -143,3 +143,25 @@ def test_decode_with_blur_is_graph_capturable():
     h.copy_(torch.rand_like(h))
     graph.replay()
     torch.testing.assert_close(coords, shr_ops.decode(h), atol=0, rtol=0)
+
+
+@needs_emu
+def test_emulator_counts_global_memory_traffic():
+    """The emulator's traffic counters (benchmarks/memory_traffic.py): every byte an op must move is
+    counted, as distinct 32-byte sectors per launch; launches and temporaries too."""
+    cuda_emu.available()
+    emu, take = torch.ops.shr_ops_emu, lambda: list(torch.ops.shr_ops_emu.take_traffic())
+    lm = torch.tensor([[[3.3, 4.4], [10.5, 2.0], [7.0, 7.0]]])  # 3 maps of 16 x 16 float32: 1 KiB each
+    take()
+    heat = emu.encode(lm, None, 16, 16, 2.0, None, torch.float32)
+    read, written, launches, temporaries, temporary_bytes = take()
+    assert (written, launches, temporaries) == (3 * 1024, 1, 0)
+    assert read == 32  # the 24 bytes of landmarks, one sector (read by every thread: counted once)
+    emu.decode(heat, 5, 10.0, None)
+    read, written, launches, temporaries, _ = take()
+    assert read == 3 * 1024 and launches == 1 and temporaries == 0
+    assert written == 32 + 32 + 32  # coords (24 B), scores (12 B), index (24 B): a sector each
+    emu.decode(heat, 9, 40.0, 2.0)  # with the pre-filter: two filter passes into two temporaries, then decode
+    read, written, launches, temporaries, temporary_bytes = take()
+    assert launches == 3 and temporaries == 2 and temporary_bytes == 2 * 3 * 1024
+    assert written >= 2 * 3 * 1024 and read >= 3 * 3 * 1024

@@ -114,10 +114,11 @@ def test_rows_for(kr, kernels):
 
 def test_replace_section(kr):
     section = "## Kernels\n\n| a |"
-    block = f"{kr.BEGIN}\n{section}\n{kr.END}"
+    begin, end = kr.docs_sections.markers(kr.SECTION)
+    block = f"{begin}\n{section}\n{end}"
     assert kr.replace_section(None, section) == f"# Performance\n\n{block}\n"
     assert kr.replace_section("# P\n\ntext\n", section) == f"# P\n\ntext\n\n{block}\n"
-    old = f"# P\n\nbefore\n\n{kr.BEGIN}\nold table\n{kr.END}\n\nafter\n"
+    old = f"# P\n\nbefore\n\n{begin}\nold table\n{end}\n\nafter\n"
     assert kr.replace_section(old, section) == f"# P\n\nbefore\n\n{block}\n\nafter\n"
 
 

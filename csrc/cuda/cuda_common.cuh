@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 
 #if defined(SHR_CUDA_EMU)
 #include "../emu/cuda_runtime_emu.h"
@@ -62,6 +63,26 @@ void fit_shared_memory(Kernel* kernel, int64_t bytes, int64_t H, int64_t W, cons
   TORCH_CHECK(bytes <= optin, op, ": maps of size (H, W) = (", H, ", ", W, ") need ", bytes,
               " bytes of shared memory per block on CUDA, over this device's limit of ", optin);
   C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+// A device temporary of the launcher (counted by the emulator: benchmarks/memory_traffic.py).
+inline at::Tensor device_temporary(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  at::Tensor t = at::empty(sizes, options);
+#if defined(SHR_CUDA_EMU)
+  ::cudaemu::count_temporary(static_cast<uint64_t>(t.nbytes()));
+#endif
+  return t;
+}
+
+// Marks a device op the launcher runs through ATen (copy_, add_, zero_: one kernel each on a GPU)
+// with the bytes it reads and writes, which the emulator counts (it runs them as CPU ops).
+inline void count_aten_kernel(int64_t read_bytes, int64_t written_bytes) {
+#if defined(SHR_CUDA_EMU)
+  ::cudaemu::count_aten_kernel(static_cast<uint64_t>(read_bytes), static_cast<uint64_t>(written_bytes));
+#else
+  (void)read_bytes;
+  (void)written_bytes;
+#endif
 }
 
 // Whether work queued on `stream` is being captured into a CUDA graph (then nothing may wait for it).

@@ -19,8 +19,25 @@
 #define SHR_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
 #endif
 
+// Global memory is read and written through ld / st, so that the emulator can count the bytes each
+// launch moves (SHR_COUNT_GLOBAL; benchmarks/memory_traffic.py). Under nvcc they are plain accesses.
+#ifndef SHR_COUNT_GLOBAL
+#define SHR_COUNT_GLOBAL(ptr, bytes, is_write)
+#endif
+
 namespace shr_ops {
 namespace cuda {
+
+template <typename T>
+__device__ __forceinline__ T ld(const T* p) {
+  SHR_COUNT_GLOBAL(p, sizeof(T), false);
+  return *p;
+}
+template <typename T, typename V>
+__device__ __forceinline__ void st(T* p, V v) {
+  SHR_COUNT_GLOBAL(p, sizeof(T), true);
+  *p = static_cast<T>(v);
+}
 
 constexpr int kThreads = 256;  // threads per block: one block per map
 constexpr int kWarps = kThreads / 32;
@@ -53,8 +70,8 @@ struct AxesView {
 template <typename acc_t>
 __device__ inline bool fill_axes(const acc_t* lm, const bool* vis, int64_t m, int H, int W, acc_t neg_inv_2s2,
                                  const AxesView<acc_t>& a, bool zero_missing = false) {
-  const acc_t x = lm[2 * m], y = lm[2 * m + 1];
-  const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || vis[m]);
+  const acc_t x = ld(lm + 2 * m), y = ld(lm + 2 * m + 1);
+  const bool valid = ::isfinite(x) && ::isfinite(y) && (vis == nullptr || ld(vis + m));
   if (valid || zero_missing) {
     for (int j = threadIdx.x; j < W; j += blockDim.x) {
       const acc_t d = valid ? static_cast<acc_t>(j) - x : acc_t(0);

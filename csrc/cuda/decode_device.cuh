@@ -34,7 +34,7 @@ __device__ inline int block_argmax(const in_t* h, int n, acc_t* sv, int* si) {
   acc_t bv = -static_cast<acc_t>(INFINITY);
   int bi = INT32_MAX;
   for (int p = threadIdx.x; p < n; p += blockDim.x) {
-    const acc_t v = static_cast<acc_t>(h[p]);
+    const acc_t v = static_cast<acc_t>(ld(h + p));
     if (arg_better(v, p, bv, bi)) {
       bv = v;
       bi = p;
@@ -82,12 +82,12 @@ struct WindowMoments {
     j0 = max(0, mj - r);
     wh = min(H - 1, mi + r) - i0 + 1;
     ww = min(W - 1, mj + r) - j0 + 1;
-    peak = static_cast<acc_t>(h[best]);
+    peak = static_cast<acc_t>(ld(h + best));
     double s[3] = {0.0, 0.0, 0.0};
     for (int k = threadIdx.x; k < wh * ww; k += blockDim.x) {
       const int a = k / ww, b = k - a * ww;
       const int i = i0 + a, j = j0 + b;
-      const double w = weight(h[i * W + j], t);
+      const double w = weight(ld(h + i * W + j), t);
       s[0] += w;
       s[1] += w * static_cast<double>(j - mj);
       s[2] += w * static_cast<double>(i - mi);
@@ -123,8 +123,8 @@ __device__ inline double fit_start_lam(const f_t* F, int H, int W, int mi, int m
   const int cj = has[0] ? min(max(mj, 1), W - 2) : mj, ci = has[1] ? min(max(mi, 1), H - 2) : mi;
   double f[2][3] = {{0, 0, 0}, {0, 0, 0}};
   for (int e = 0; e < 3; ++e) {
-    if (has[0]) f[0][e] = static_cast<double>(F[mi * W + cj - 1 + e]);
-    if (has[1]) f[1][e] = static_cast<double>(F[(ci - 1 + e) * W + mj]);
+    if (has[0]) f[0][e] = static_cast<double>(ld(F + mi * W + cj - 1 + e));
+    if (has[1]) f[1][e] = static_cast<double>(ld(F + (ci - 1 + e) * W + mj));
   }
   return fit::start_lam(f, has, blur);
 }
@@ -145,7 +145,7 @@ __device__ inline void fit_partials(const raw_t* h, int W, const FitBox& b, doub
     const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
     double dk[4];
     fit::pixel_first(ty, tx, dk);
-    const double hv = static_cast<double>(h[i * W + j]);
+    const double hv = static_cast<double>(ld(h + i * W + j));
     for (int p = 0; p < 4; ++p) {
       v[p] += hv * dk[p];
       for (int q = p; q < 4; ++q) v[4 + fit::sym(p, q)] += dk[p] * dk[q];
@@ -198,7 +198,7 @@ __device__ inline void warp_fit_grad(const raw_t* h, int W, const FitBox& b, con
     double dk[4];
     fit::pixel_first(fit::axis_terms(static_cast<double>(i) - r.y, r.lam),
                      fit::axis_terms(static_cast<double>(j) - r.x, r.lam), dk);
-    o[i * W + j] = static_cast<out_t>(fit::pixel_grad(coef, r.A, dk));
+    st(o + i * W + j, fit::pixel_grad(coef, r.A, dk));
   }
 }
 
@@ -232,10 +232,10 @@ __global__ void __launch_bounds__(kThreads, 4) decode_kernel(const in_t* __restr
     }
   }
   if (threadIdx.x == 0) {
-    coords[2 * m] = static_cast<acc_t>(x);
-    coords[2 * m + 1] = static_cast<acc_t>(y);
-    scores[m] = win.peak;
-    index[m] = best;
+    st(coords + 2 * m, x);
+    st(coords + 2 * m + 1, y);
+    st(scores + m, win.peak);
+    st(index + m, best);
   }
 }
 
@@ -258,18 +258,18 @@ __global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_
   const in_t* h = hm + m * static_cast<int64_t>(HW);
   in_t* o = out + m * static_cast<int64_t>(HW);
   acc_t* ro = raw_out != nullptr ? raw_out + m * static_cast<int64_t>(HW) : nullptr;
-  const int64_t best64 = index[m];
-  for (int p = threadIdx.x; p < HW; p += blockDim.x) o[p] = in_t(0);
+  const int64_t best64 = ld(index + m);
+  for (int p = threadIdx.x; p < HW; p += blockDim.x) st(o + p, in_t(0));
   if (ro != nullptr)
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) ro[p] = acc_t(0);
+    for (int p = threadIdx.x; p < HW; p += blockDim.x) st(ro + p, acc_t(0));
   if (best64 < 0 || best64 >= HW) {  // the same for every thread of the block
-    if (threadIdx.x == 0) *bad_index = 1;
+    if (threadIdx.x == 0) st(bad_index, 1);
     return;
   }
   const int best = static_cast<int>(best64);
   const WindowMoments<in_t, acc_t> win(h, H, W, best, r, t, scratch);  // syncs the zero fill
-  double gx = gc[2 * m], gy = gc[2 * m + 1];
-  const double g_peak = gs[m];
+  double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
+  const double g_peak = ld(gs + m);
   if (fp.R > 0) {  // the forward's fit, recomputed by the first warp: the same bits, so the same `valid`
     if (threadIdx.x < 32) {
       const double sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
@@ -289,10 +289,10 @@ __global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_
     const int a = k / win.ww, b = k - a * win.ww;
     const int i = win.i0 + a, j = win.j0 + b;
     const int p = i * W + j;
-    const double prob = static_cast<double>(win.weight(h[p], t)) * scale;
+    const double prob = static_cast<double>(win.weight(ld(h + p), t)) * scale;
     double v = prob * (gx * (static_cast<double>(j - win.mj) - win.mx) + gy * (static_cast<double>(i - win.mi) - win.my));
     if (p == best) v += g_peak;
-    o[p] = static_cast<in_t>(v);
+    st(o + p, v);
   }
 }
 
@@ -326,7 +326,7 @@ __global__ void blur_pass_kernel(const src_t* __restrict__ x, acc_t* __restrict_
     const int64_t step = along_rows ? 1 : W;
     auto at = [&](int e) {  // the value e steps along the pass, zero outside the frame
       const int q = pos + e;
-      return q >= 0 && q < len ? static_cast<acc_t>(x[p + e * step]) : acc_t(0);
+      return q >= 0 && q < len ? static_cast<acc_t>(ld(x + p + e * step)) : acc_t(0);
     };
     acc_t s;
     const int d0 = max(0, r - pos), d1 = min(2 * r, len - 1 - pos + r);  // taps inside the frame
@@ -337,7 +337,7 @@ __global__ void blur_pass_kernel(const src_t* __restrict__ x, acc_t* __restrict_
       s = mul_rn(k.half[r - d0 >= 0 ? r - d0 : d0 - r], at(d0 - r));
       for (int d = d0 + 1; d <= d1; ++d) s = add_rn(s, mul_rn(k.half[d >= r ? d - r : r - d], at(d - r)));
     }
-    y[p] = s;
+    st(y + p, s);
   }
 }
 

@@ -11,7 +11,6 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -45,8 +44,8 @@ void blur_passes(const at::Tensor& x, at::Tensor& tmp, at::Tensor& out, const st
 // The maps x [..., H, W] (contiguous) filtered by decode's pre-filter, as a tensor of the compute dtype.
 at::Tensor blur_maps(const at::Tensor& x, double blur) {
   const auto acc_type = compute_dtype(x.scalar_type());
-  at::Tensor tmp = at::empty(x.sizes(), x.options().dtype(acc_type));
-  at::Tensor out = at::empty(x.sizes(), x.options().dtype(acc_type));
+  at::Tensor tmp = device_temporary(x.sizes(), x.options().dtype(acc_type));
+  at::Tensor out = device_temporary(x.sizes(), x.options().dtype(acc_type));
   if (x.numel() == 0) return out;
   const std::vector<double> taps = gaussian_taps(blur);
   TORCH_CHECK(taps.size() / 2 < static_cast<size_t>(kLargeTaps), "shr_ops.decode: blur ", blur,
@@ -114,7 +113,8 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
   c10::cuda::CUDAGuard guard(p.hm.device());
   const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
   const FitParams fp = fit_params(window, blur, p.height, p.width, p.hm.scalar_type());
-  at::Tensor bad_index = at::zeros({1}, p.index.options().dtype(at::kInt));
+  at::Tensor bad_index = device_temporary({1}, p.index.options().dtype(at::kInt)).zero_();
+  count_aten_kernel(0, bad_index.nbytes());
   auto stream = c10::cuda::getCurrentCUDAStream();
   // With the pre-filter: the gradient w.r.t. the filtered maps (compute dtype), filtered back below,
   // and the fit's w.r.t. the raw maps (compute dtype), added to it.
@@ -125,8 +125,8 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
     const int H = static_cast<int>(p.height), W = static_cast<int>(p.width);
     if (blur.has_value()) {
       const at::Tensor F = blur_maps(p.hm, *blur);
-      out = at::empty(F.sizes(), F.options());
-      raw_out = at::empty(F.sizes(), F.options());
+      out = device_temporary(F.sizes(), F.options());
+      raw_out = device_temporary(F.sizes(), F.options());
       SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_backward_kernel<acc_t, scalar_t, acc_t>)(
           p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(), F.const_data_ptr<acc_t>(),
           p.hm.const_data_ptr<scalar_t>(), p.index.const_data_ptr<int64_t>(), out.mutable_data_ptr<acc_t>(),
@@ -148,7 +148,13 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
     TORCH_CHECK(bad_index.item<int>() == 0, op, ": index holds a value outside [0, H*W) = [0, ",
                 p.height * p.width, "): it must be the flat argmax index that decode returns");
   }
-  if (blur.has_value()) p.grad.copy_(blur_maps(out, *blur).add_(raw_out));
+  if (blur.has_value()) {
+    at::Tensor g = blur_maps(out, *blur);
+    g.add_(raw_out);
+    count_aten_kernel(2 * g.nbytes(), g.nbytes());
+    p.grad.copy_(g);
+    count_aten_kernel(g.nbytes(), p.grad.nbytes());
+  }
   return p.grad;
 }
 

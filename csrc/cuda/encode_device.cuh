@@ -20,7 +20,7 @@ __global__ void encode_kernel(const acc_t* __restrict__ lm, const bool* __restri
   const int HW = H * W;
   out_t* o = out + m * static_cast<int64_t>(HW);
   if (!fill_axes(lm, vis, m, H, W, neg_inv_2s2, a)) {
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) o[p] = out_t(0);
+    for (int p = threadIdx.x; p < HW; p += blockDim.x) st(o + p, out_t(0));
     return;
   }
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {
@@ -28,7 +28,7 @@ __global__ void encode_kernel(const acc_t* __restrict__ lm, const bool* __restri
     acc_t v = a.ey[i] * a.ex[j];
     if (v < smallest_normal<acc_t>()) v = acc_t(0);  // flush denormals (v >= 0)
     if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) v = acc_t(0);
-    o[p] = static_cast<out_t>(v);
+    st(o + p, v);
   }
 }
 
@@ -47,15 +47,15 @@ __global__ void encode_backward_kernel(const grad_t* __restrict__ g, const acc_t
     for (int p = threadIdx.x; p < HW; p += blockDim.x) {
       const int i = p / W, j = p - i * W;
       if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) continue;
-      const acc_t gh = static_cast<acc_t>(gm[p]) * a.ey[i] * a.ex[j];
+      const acc_t gh = static_cast<acc_t>(ld(gm + p)) * a.ey[i] * a.ex[j];
       s[0] += gh * a.dx[j];
       s[1] += gh * a.dy[i];
     }
   }
   block_sum<acc_t, 2>(s, reinterpret_cast<acc_t*>(a.scratch));
   if (threadIdx.x == 0) {
-    out[2 * m] = s[0] * inv_s2;
-    out[2 * m + 1] = s[1] * inv_s2;
+    st(out + 2 * m, s[0] * inv_s2);
+    st(out + 2 * m + 1, s[1] * inv_s2);
   }
 }
 

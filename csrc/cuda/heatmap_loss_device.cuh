@@ -27,12 +27,12 @@ __global__ void heatmap_loss_kernel(const pred_t* __restrict__ pred, const acc_t
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {
     const int i = p / W, j = p - i * W;
     const acc_t t = (k.scale * a.ey[i]) * a.ex[j];
-    const acc_t r = static_cast<acc_t>(pm[p]) - t;
+    const acc_t r = static_cast<acc_t>(ld(pm + p)) - t;
     s += (t > k.thr ? k.fw : acc_t(1)) * r * r;
   }
   double v[1] = {static_cast<double>(s)};
   block_sum<double, 1>(v, reinterpret_cast<double*>(a.scratch));
-  if (threadIdx.x == 0) partial[m] = v[0];
+  if (threadIdx.x == 0) st(partial + m, v[0]);
 }
 
 // out = sum_m partial[m] / n, one block.
@@ -40,9 +40,9 @@ template <typename acc_t>
 __global__ void sum_partials_kernel(const double* __restrict__ partial, int64_t M, double n, acc_t* __restrict__ out) {
   __shared__ double scratch[kWarps];
   double v[1] = {0.0};
-  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) v[0] += partial[m];
+  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) v[0] += ld(partial + m);
   block_sum<double, 1>(v, scratch);
-  if (threadIdx.x == 0) *out = static_cast<acc_t>(v[0] / n);
+  if (threadIdx.x == 0) st(out, v[0] / n);
 }
 
 // grad_pred = c w (pred - t), c = 2 grad / n; grad_lm[m] = -c / sigma^2 sum_ij w (pred - t) t (j - x, i - y).
@@ -57,13 +57,13 @@ __global__ void heatmap_loss_backward_kernel(const acc_t* __restrict__ grad, con
   const int HW = H * W;
   const int64_t offset = m * static_cast<int64_t>(HW);
   fill_axes(lm, vis, m, H, W, k.neg_inv_2s2, a, true);  // a missing landmark's target is 0: pred - 0
-  const acc_t c = static_cast<acc_t>(2.0 * static_cast<double>(*grad) / n);
+  const acc_t c = static_cast<acc_t>(2.0 * static_cast<double>(ld(grad)) / n);
   acc_t sx = 0, sy = 0;
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {
     const int i = p / W, j = p - i * W;
     const acc_t t = (k.scale * a.ey[i]) * a.ex[j];
-    const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(pred[offset + p]) - t);
-    grad_pred[offset + p] = static_cast<pred_t>(c * wr);
+    const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(ld(pred + offset + p)) - t);
+    st(grad_pred + offset + p, c * wr);
     const acc_t q = wr * t;
     sx += q * a.dx[j];
     sy += q * a.dy[i];
@@ -71,8 +71,8 @@ __global__ void heatmap_loss_backward_kernel(const acc_t* __restrict__ grad, con
   double v[2] = {static_cast<double>(sx), static_cast<double>(sy)};
   block_sum<double, 2>(v, reinterpret_cast<double*>(a.scratch));
   if (threadIdx.x == 0) {
-    grad_lm[2 * m] = static_cast<acc_t>(-c * k.inv_s2 * v[0]);
-    grad_lm[2 * m + 1] = static_cast<acc_t>(-c * k.inv_s2 * v[1]);
+    st(grad_lm + 2 * m, -c * k.inv_s2 * v[0]);
+    st(grad_lm + 2 * m + 1, -c * k.inv_s2 * v[1]);
   }
 }
 

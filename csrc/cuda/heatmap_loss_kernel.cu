@@ -25,7 +25,7 @@ at::Tensor heatmap_loss_cuda(const at::Tensor& pred, const at::Tensor& landmarks
   if (p.empty()) return p.loss;
   check_map_limits(p.maps, p.height * p.width, op);
   c10::cuda::CUDAGuard guard(p.pred.device());
-  at::Tensor partial = at::empty({p.maps}, p.pred.options().dtype(at::kDouble));
+  at::Tensor partial = device_temporary({p.maps}, p.pred.options().dtype(at::kDouble));
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.pred.scalar_type(), "shr_ops_heatmap_loss_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;

@@ -18,6 +18,11 @@
 // given more with cudaFuncSetAttribute, up to 227 KiB), a barrier reached from
 // different source lines or a different number of times by the threads of a block, shuffles whose
 // mask is not the warp's full mask or that read a lane that has exited, CUDA_KERNEL_ASSERT.
+// Counted (take_traffic), for benchmarks/memory_traffic.py: the global memory the device code reads
+// and writes through the kernels' ld / st helpers (SHR_COUNT_GLOBAL), as the distinct 32-byte
+// sectors each launch touches (DRAM's unit; a sector read by many threads of a launch counts once,
+// as caches serve the repeats, and every launch reads its inputs again), the launches, and the
+// device temporaries the launchers allocate (count_temporary).
 // Not modelled: lock-step warps, memory ordering weaker than the barriers, fast-math / device libm
 // ulp differences, occupancy, timing.
 #pragma once
@@ -47,6 +52,7 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -63,6 +69,7 @@
 #define CUDA_KERNEL_ASSERT(cond) \
   ((cond) ? void(0) : ::cudaemu::kernel_assert_fail(#cond, __FILE__, __LINE__))
 #define __syncthreads() ::cudaemu::syncthreads(__FILE__, __LINE__)
+#define SHR_COUNT_GLOBAL(ptr, bytes, is_write) ::cudaemu::count_global(ptr, bytes, is_write)
 #define __syncwarp(mask) ::cudaemu::syncwarp(mask, __FILE__, __LINE__)
 #define __shfl_down_sync(mask, var, ...) ::cudaemu::shfl(::cudaemu::kDown, mask, var, __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_up_sync(mask, var, ...) ::cudaemu::shfl(::cudaemu::kUp, mask, var, __FILE__, __LINE__, __VA_ARGS__)
@@ -125,6 +132,59 @@ inline size_t max_dynamic_smem(const void* kernel) {
 }
 
 inline std::mutex g_launch_mutex;
+
+// Global-memory traffic since the last take_traffic: bytes read and written (distinct 32-byte
+// sectors per launch: each thread lists the sectors it touches while its block runs, the lists
+// are merged when the block ends and counted when the launch ends), launches, device temporaries.
+struct Traffic {
+  uint64_t read = 0, written = 0, launches = 0, temporaries = 0, temporary_bytes = 0;
+};
+inline std::atomic<uint64_t> g_read{0}, g_written{0}, g_launches{0}, g_temporaries{0}, g_temporary_bytes{0};
+inline thread_local std::vector<uint64_t> t_sectors[2];  // read, written
+inline std::mutex g_sector_mutex;
+inline std::unordered_set<uint64_t> g_sectors[2];
+constexpr int kSectorShift = 5;  // 32-byte sectors
+inline void count_global(const void* p, size_t bytes, bool is_write) {
+  std::vector<uint64_t>& v = t_sectors[is_write];
+  const uint64_t a = reinterpret_cast<uintptr_t>(p);
+  for (uint64_t s = a >> kSectorShift; s <= (a + bytes - 1) >> kSectorShift; ++s)
+    if (v.empty() || v.back() != s) v.push_back(s);
+}
+inline void flush_traffic() {  // a thread, at the end of its block
+  if (t_sectors[0].empty() && t_sectors[1].empty()) return;
+  std::lock_guard<std::mutex> lock(g_sector_mutex);
+  for (int w = 0; w < 2; ++w) {
+    g_sectors[w].insert(t_sectors[w].begin(), t_sectors[w].end());
+    t_sectors[w].clear();
+  }
+}
+inline void end_launch_traffic() {  // the host, at the end of a launch
+  std::lock_guard<std::mutex> lock(g_sector_mutex);
+  g_read.fetch_add(g_sectors[0].size() << kSectorShift);
+  g_written.fetch_add(g_sectors[1].size() << kSectorShift);
+  g_sectors[0].clear();
+  g_sectors[1].clear();
+}
+inline void count_temporary(uint64_t bytes) {
+  g_temporaries.fetch_add(1);
+  g_temporary_bytes.fetch_add(bytes);
+}
+// A device op a launcher runs through ATen (a copy, an add, a fill): a kernel on a GPU, a CPU op
+// here, so it is counted from the bytes it must move.
+inline void count_aten_kernel(uint64_t read, uint64_t written) {
+  g_launches.fetch_add(1);
+  g_read.fetch_add(read);
+  g_written.fetch_add(written);
+}
+inline Traffic take_traffic() {
+  Traffic t;
+  t.read = g_read.exchange(0);
+  t.written = g_written.exchange(0);
+  t.launches = g_launches.exchange(0);
+  t.temporaries = g_temporaries.exchange(0);
+  t.temporary_bytes = g_temporary_bytes.exchange(0);
+  return t;
+}
 
 inline double env_num(const char* name, double dflt) {
   const char* v = std::getenv(name);
@@ -384,6 +444,7 @@ int launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&..
     return 1;
   }
   std::lock_guard<std::mutex> lock(g_launch_mutex);  // one launch at a time: __shared__ is one static copy
+  g_launches.fetch_add(1);
   const Options opt = options();
   g_blockDim = block;
   g_gridDim = grid;
@@ -416,6 +477,7 @@ int launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&..
         std::apply(kernel, params);
       } catch (const Trap&) {
       }
+      flush_traffic();
       Warp& w = blk.warps[tid >> 5];
       w.exited.fetch_or(1u << (tid & 31));
       w.bar.drop();
@@ -452,6 +514,7 @@ int launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, A&&..
   done = true;
   start.arrive_and_wait(n, here, false);
   workers.join();
+  end_launch_traffic();
   return g_errors.load() - errors0;
 }
 
