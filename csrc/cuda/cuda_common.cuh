@@ -85,6 +85,19 @@ inline void count_aten_kernel(int64_t read_bytes, int64_t written_bytes) {
 #endif
 }
 
+// Whether `kernel` can take `bytes` of dynamic shared memory next to its static shared memory (at
+// most `static_bytes`) on this device; past 48 KiB it is given the opt-in.
+template <typename Kernel>
+bool try_fit_shared_memory(Kernel* kernel, int64_t bytes, int64_t static_bytes) {
+  if (bytes + static_bytes <= kDefaultSharedBytes) return true;
+  int device = 0, optin = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (bytes + static_bytes > optin) return false;
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  return true;
+}
+
 // Whether work queued on `stream` is being captured into a CUDA graph (then nothing may wait for it).
 inline bool stream_is_capturing(cudaStream_t stream) {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;

@@ -11,8 +11,12 @@
 // control flow). A warp holds a 13 x 13 box in 6 pixels a lane, and its barriers are warp-wide.
 //
 // The pre-filter computes every filtered value with the CPU kernel's arithmetic, operation for
-// operation (each product and sum rounded on its own, mul_rn / add_rn, in the same order), so that
-// the CPU and CUDA decoders see the same filtered bits and pick the same argmax, ties included.
+// operation (filter_at: each product and sum rounded on its own, mul_rn / add_rn, in the same
+// order), so that the CPU and CUDA decoders see the same filtered bits and pick the same argmax,
+// ties included. With the pre-filter, maps that fit in shared memory take the fused kernels
+// (decode_fused_kernel, decode_backward_fused_kernel: one launch, one pass over global memory, no
+// temporaries); larger ones take blur_pass_kernel twice and then decode_kernel /
+// decode_backward_kernel on the filtered maps.
 #pragma once
 
 #include "../decode_fit.h"
@@ -29,17 +33,9 @@ __device__ inline bool arg_better(acc_t va, int ia, acc_t vb, int ib) {
   return va > vb || (va == vb && ia < ib);
 }
 
-template <typename in_t, typename acc_t>
-__device__ inline int block_argmax(const in_t* h, int n, acc_t* sv, int* si) {
-  acc_t bv = -static_cast<acc_t>(INFINITY);
-  int bi = INT32_MAX;
-  for (int p = threadIdx.x; p < n; p += blockDim.x) {
-    const acc_t v = static_cast<acc_t>(ld(h + p));
-    if (arg_better(v, p, bv, bi)) {
-      bv = v;
-      bi = p;
-    }
-  }
+// The block's first maximum from each thread's (bv, bi), in every thread. All threads must call it.
+template <typename acc_t>
+__device__ inline int reduce_argmax(acc_t bv, int bi, acc_t* sv, int* si) {
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
     const acc_t ov = __shfl_down_sync(0xffffffffu, bv, off);
@@ -68,26 +64,42 @@ __device__ inline int block_argmax(const in_t* h, int n, acc_t* sv, int* si) {
   return bi;
 }
 
-// Softmax moments of the clipped window around `best`: {sum w, sum w*dx, sum w*dy}. Weights in
-// acc_t, sums in double (as the CPU kernel; the window is small, so this costs little).
 template <typename in_t, typename acc_t>
+__device__ inline int block_argmax(const in_t* h, int n, acc_t* sv, int* si) {
+  acc_t bv = -static_cast<acc_t>(INFINITY);
+  int bi = INT32_MAX;
+  for (int p = threadIdx.x; p < n; p += blockDim.x) {
+    const acc_t v = static_cast<acc_t>(ld(h + p));
+    if (arg_better(v, p, bv, bi)) {
+      bv = v;
+      bi = p;
+    }
+  }
+  return reduce_argmax(bv, bi, sv, si);
+}
+
+// Softmax moments of the clipped window around `best`: {sum w, sum w*dx, sum w*dy}, of the values
+// val(p) (p = i * W + j, in acc_t: the map's, or the pre-filtered map's). Weights in acc_t, sums
+// in double (as the CPU kernel; the window is small, so this costs little).
+template <typename acc_t>
 struct WindowMoments {
   int mi, mj, i0, j0, wh, ww;
   acc_t peak;
   double sum, mx, my;
-  __device__ WindowMoments(const in_t* h, int H, int W, int best, int r, acc_t t, double* scratch) {
+  template <typename Val>
+  __device__ WindowMoments(const Val& val, int H, int W, int best, int r, acc_t t, double* scratch) {
     mi = best / W;
     mj = best - mi * W;
     i0 = max(0, mi - r);
     j0 = max(0, mj - r);
     wh = min(H - 1, mi + r) - i0 + 1;
     ww = min(W - 1, mj + r) - j0 + 1;
-    peak = static_cast<acc_t>(ld(h + best));
+    peak = val(best);
     double s[3] = {0.0, 0.0, 0.0};
     for (int k = threadIdx.x; k < wh * ww; k += blockDim.x) {
       const int a = k / ww, b = k - a * ww;
       const int i = i0 + a, j = j0 + b;
-      const double w = weight(ld(h + i * W + j), t);
+      const double w = weight(val(i * W + j), t);
       s[0] += w;
       s[1] += w * static_cast<double>(j - mj);
       s[2] += w * static_cast<double>(i - mi);
@@ -97,7 +109,14 @@ struct WindowMoments {
     mx = s[1] / s[0];
     my = s[2] / s[0];
   }
-  __device__ acc_t weight(in_t v, acc_t t) const { return shr_exp(t * (static_cast<acc_t>(v) - peak)); }
+  __device__ acc_t weight(acc_t v, acc_t t) const { return shr_exp(t * (v - peak)); }
+};
+
+// The values of maps in global memory, in acc_t.
+template <typename in_t, typename acc_t>
+struct GlobalValues {
+  const in_t* h;
+  __device__ acc_t operator()(int p) const { return static_cast<acc_t>(ld(h + p)); }
 };
 
 // The fit's parameters: R, the fit box's radius (0: no fit, the soft-argmax estimate is the
@@ -115,24 +134,24 @@ struct FitBox {
   __device__ int n() const { return rows * cols; }
 };
 
-// The fit's start width from the filtered map F at the three pixels around the argmax on each axis
-// (fit::start_lam); every thread reads the same six values.
-template <typename f_t>
-__device__ inline double fit_start_lam(const f_t* F, int H, int W, int mi, int mj, double blur) {
+// The fit's start width from the filtered map's values F(p) at the three pixels around the argmax on
+// each axis (fit::start_lam); every thread reads the same six values.
+template <typename Val>
+__device__ inline double fit_start_lam(const Val& F, int H, int W, int mi, int mj, double blur) {
   const bool has[2] = {W >= 3, H >= 3};
   const int cj = has[0] ? min(max(mj, 1), W - 2) : mj, ci = has[1] ? min(max(mi, 1), H - 2) : mi;
   double f[2][3] = {{0, 0, 0}, {0, 0, 0}};
   for (int e = 0; e < 3; ++e) {
-    if (has[0]) f[0][e] = static_cast<double>(ld(F + mi * W + cj - 1 + e));
-    if (has[1]) f[1][e] = static_cast<double>(ld(F + (ci - 1 + e) * W + mj));
+    if (has[0]) f[0][e] = static_cast<double>(F(mi * W + cj - 1 + e));
+    if (has[1]) f[1][e] = static_cast<double>(F((ci - 1 + e) * W + mj));
   }
   return fit::start_lam(f, has, blur);
 }
 
 // The fit's per-lane partial sums at (x, y, lam): v[0..3] = sum h dk, v[4..13] = sum dk dk (packed);
 // with `second`, also w[0..5] = sum h d2k and w[6..11] = sum k d2k (the gradient's).
-template <typename raw_t>
-__device__ inline void fit_partials(const raw_t* h, int W, const FitBox& b, double x, double y, double lam,
+template <typename Val>
+__device__ inline void fit_partials(const Val& h, int W, const FitBox& b, double x, double y, double lam,
                                     double* v, double* w) {
   const int lane = threadIdx.x & 31;
   for (int e = 0; e < 14; ++e) v[e] = 0;
@@ -145,7 +164,7 @@ __device__ inline void fit_partials(const raw_t* h, int W, const FitBox& b, doub
     const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
     double dk[4];
     fit::pixel_first(ty, tx, dk);
-    const double hv = static_cast<double>(ld(h + i * W + j));
+    const double hv = static_cast<double>(h(i * W + j));
     for (int p = 0; p < 4; ++p) {
       v[p] += hv * dk[p];
       for (int q = p; q < 4; ++q) v[4 + fit::sym(p, q)] += dk[p] * dk[q];
@@ -161,10 +180,10 @@ __device__ inline void fit_partials(const raw_t* h, int W, const FitBox& b, doub
   }
 }
 
-// Fits the raw map h over the box b from (x0, y0), with one warp: all its 32 lanes must call it.
-// scratch (shared, the warp's) holds 33 * 14 doubles.
-template <typename raw_t>
-__device__ inline fit::Result warp_fit(const raw_t* h, int W, const FitBox& b, int mi, int mj, double x0, double y0,
+// Fits the raw map's values h(p) over the box b from (x0, y0), with one warp: all its 32 lanes must
+// call it. scratch (shared, the warp's) holds 33 * 14 doubles.
+template <typename Val>
+__device__ inline fit::Result warp_fit(const Val& h, int W, const FitBox& b, int mi, int mj, double x0, double y0,
                                        double lam0, const FitParams& fp, double* scratch) {
   auto eval = [&](double x, double y, double lam, fit::Moments& mo) {
     double v[14];
@@ -176,11 +195,12 @@ __device__ inline fit::Result warp_fit(const raw_t* h, int W, const FitBox& b, i
   return fit::gaussian_fit(eval, x0, y0, lam0, b.cols >= 2, b.rows >= 2, fp.blur, mi, mj, fp.R, fp.stop);
 }
 
-// Writes d loss / d h over the box b of a valid fit r into o (a map of stride W), with one warp: all
-// its lanes must call it. scratch (shared, the warp's) holds 33 * 26 doubles.
-template <typename out_t, typename raw_t>
-__device__ inline void warp_fit_grad(const raw_t* h, int W, const FitBox& b, const fit::Result& r, double gx,
-                                     double gy, out_t* o, double* scratch) {
+// The gradient coefficients of a valid fit r (fit::grad_coefficients) for the upstream (gx, gy),
+// in every lane, with one warp: all its lanes must call it. scratch (shared, the warp's) holds
+// 33 * 26 doubles.
+template <typename Val>
+__device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, const fit::Result& r, double gx,
+                                             double gy, double coef[4], double* scratch) {
   // The moments at the solution and the second-derivative sums, in one warp sum.
   double v[26];
   fit_partials(h, W, b, r.x, r.y, r.lam, v, v + 14);
@@ -190,15 +210,26 @@ __device__ inline void warp_fit_grad(const raw_t* h, int W, const FitBox& b, con
   for (int p = 0; p < 4; ++p) mo.D[p] = v[p];
   for (int e = 0; e < 10; ++e) mo.T[e] = v[4 + e];
   for (int e = 0; e < 6; ++e) so.D2[e] = v[14 + e], so.K2[e] = v[20 + e];
-  double coef[4];
   fit::grad_coefficients(r, mo, so, gx, gy, coef);
+}
+
+// d loss / d h at pixel (i, j) of the fit box, from the coefficients.
+__device__ inline double fit_pixel_grad(const double coef[4], double A, double x, double y, double lam, int i, int j) {
+  double dk[4];
+  fit::pixel_first(fit::axis_terms(static_cast<double>(i) - y, lam), fit::axis_terms(static_cast<double>(j) - x, lam),
+                   dk);
+  return fit::pixel_grad(coef, A, dk);
+}
+
+// Writes d loss / d h over the box b of a valid fit r into o (a map of stride W), with one warp.
+template <typename out_t, typename Val>
+__device__ inline void warp_fit_grad(const Val& h, int W, const FitBox& b, const fit::Result& r, double gx,
+                                     double gy, out_t* o, double* scratch) {
+  double coef[4];
+  warp_fit_coefficients(h, W, b, r, gx, gy, coef, scratch);
   for (int k = threadIdx.x & 31; k < b.n(); k += 32) {
-    const int a = k / b.cols, c = k - a * b.cols;
-    const int i = b.i0 + a, j = b.j0 + c;
-    double dk[4];
-    fit::pixel_first(fit::axis_terms(static_cast<double>(i) - r.y, r.lam),
-                     fit::axis_terms(static_cast<double>(j) - r.x, r.lam), dk);
-    st(o + i * W + j, fit::pixel_grad(coef, r.A, dk));
+    const int i = b.i0 + k / b.cols, j = b.j0 + k % b.cols;
+    st(o + i * W + j, fit_pixel_grad(coef, r.A, r.x, r.y, r.lam, i, j));
   }
 }
 
@@ -216,16 +247,18 @@ __global__ void __launch_bounds__(kThreads, 4) decode_kernel(const in_t* __restr
   const int64_t HW = static_cast<int64_t>(H) * W;
   const in_t* h = hm + m * HW;
   const int best = block_argmax<in_t, acc_t>(h, H * W, sv, si);
-  const WindowMoments<in_t, acc_t> win(h, H, W, best, r, t, scratch);
+  const GlobalValues<in_t, acc_t> val{h};
+  const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);
   // The soft-argmax estimate, rounded to acc_t as the reference's: the fit's start, and the result
   // where the fit is not valid.
   const acc_t sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
   const acc_t sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
   double x = sx, y = sy;
   if (fp.R > 0 && threadIdx.x < 32) {  // the fit: the first warp (fp.R is the same for the block)
-    const double lam0 = fit_start_lam(h, H, W, win.mi, win.mj, fp.blur);
+    const double lam0 = fit_start_lam(val, H, W, win.mi, win.mj, fp.blur);
     const FitBox b(win.mi, win.mj, fp.R, H, W);
-    const fit::Result fr = warp_fit(raw + m * HW, W, b, win.mi, win.mj, sx, sy, lam0, fp, fit_scratch);
+    const GlobalValues<raw_t, double> hr{raw + m * HW};
+    const fit::Result fr = warp_fit(hr, W, b, win.mi, win.mj, sx, sy, lam0, fp, fit_scratch);
     if (fr.valid) {
       x = fr.x;
       y = fr.y;
@@ -267,16 +300,17 @@ __global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_
     return;
   }
   const int best = static_cast<int>(best64);
-  const WindowMoments<in_t, acc_t> win(h, H, W, best, r, t, scratch);  // syncs the zero fill
+  const GlobalValues<in_t, acc_t> val{h};
+  const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);  // syncs the zero fill
   double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
   const double g_peak = ld(gs + m);
   if (fp.R > 0) {  // the forward's fit, recomputed by the first warp: the same bits, so the same `valid`
     if (threadIdx.x < 32) {
       const double sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
       const double sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
-      const double lam0 = fit_start_lam(h, H, W, win.mi, win.mj, fp.blur);
+      const double lam0 = fit_start_lam(val, H, W, win.mi, win.mj, fp.blur);
       const FitBox b(win.mi, win.mj, fp.R, H, W);
-      const raw_t* hr = raw + m * static_cast<int64_t>(HW);
+      const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
       const fit::Result fr = warp_fit(hr, W, b, win.mi, win.mj, sx, sy, lam0, fp, fit_scratch);
       if (fr.valid) warp_fit_grad(hr, W, b, fr, gx, gy, ro, fit_scratch);  // the coordinates' gradient: raw box
       if (threadIdx.x == 0) fit_valid = fr.valid ? 1 : 0;
@@ -289,7 +323,7 @@ __global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_
     const int a = k / win.ww, b = k - a * win.ww;
     const int i = win.i0 + a, j = win.j0 + b;
     const int p = i * W + j;
-    const double prob = static_cast<double>(win.weight(ld(h + p), t)) * scale;
+    const double prob = static_cast<double>(win.weight(val(p), t)) * scale;
     double v = prob * (gx * (static_cast<double>(j - win.mj) - win.mx) + gy * (static_cast<double>(i - win.mi) - win.my));
     if (p == best) v += g_peak;
     st(o + p, v);
@@ -309,35 +343,271 @@ struct HalfTaps {
 constexpr int kSmallTaps = 16;
 constexpr int kLargeTaps = 3001;
 
+// decode_fused_kernel's dynamic shared memory: the rows pass R[H * W] (acc_t), then the raw map
+// (in_t), 16-byte aligned.
+template <typename acc_t>
+SHR_HOST_DEVICE constexpr int64_t decode_fused_raw_offset(int64_t HW) {
+  return (HW * static_cast<int64_t>(sizeof(acc_t)) + 15) / 16 * 16;
+}
+template <typename in_t, typename acc_t>
+constexpr int64_t decode_fused_smem(int64_t HW) {
+  return decode_fused_raw_offset<acc_t>(HW) + HW * static_cast<int64_t>(sizeof(in_t));
+}
+
+// One value of one pass of the separable filter (along a row or a column of length len, at
+// position pos; at(e) is the value e steps along the line, called only inside the frame), zero
+// outside the frame, with the CPU kernel's order of operations: along rows, and along columns
+// where all 2r + 1 taps are inside the frame, the centre tap first, then the mirrored pairs from the
+// outermost in, each pair added before its one multiplication; along clipped columns, the taps
+// inside the frame in increasing order.
+template <typename acc_t, int kCap, typename At>
+__device__ inline acc_t filter_at(const HalfTaps<acc_t, kCap>& k, int pos, int len, bool along_rows, const At& at) {
+  const int r = k.r;
+  auto in = [&](int e) {
+    const int q = pos + e;
+    return q >= 0 && q < len ? at(e) : acc_t(0);
+  };
+  const int d0 = max(0, r - pos), d1 = min(2 * r, len - 1 - pos + r);  // taps inside the frame
+  acc_t s;
+  if (along_rows || (d0 == 0 && d1 == 2 * r)) {
+    s = mul_rn(k.half[0], in(0));
+    for (int e = r; e >= 1; --e) s = add_rn(s, mul_rn(k.half[e], add_rn(in(-e), in(e))));
+  } else {
+    s = mul_rn(k.half[r - d0 >= 0 ? r - d0 : d0 - r], in(d0 - r));
+    for (int d = d0 + 1; d <= d1; ++d) s = add_rn(s, mul_rn(k.half[d >= r ? d - r : r - d], in(d - r)));
+  }
+  return s;
+}
+
 // One pass of the separable filter over maps [M, H, W] (n = M * H * W values) along rows (length
-// W) or columns (length H), zero outside the frame, with the CPU kernel's order of operations:
-// along rows, and along columns where all 2r + 1 taps are inside the frame, the centre tap first,
-// then the mirrored pairs from the outermost in, each pair added before its one multiplication;
-// along clipped columns, the taps inside the frame in increasing order.
+// W) or columns (length H) (filter_at).
 template <typename src_t, typename acc_t, int kCap>
 __global__ void blur_pass_kernel(const src_t* __restrict__ x, acc_t* __restrict__ y, int64_t n, int H, int W,
                                  bool along_rows, HalfTaps<acc_t, kCap> k) {
-  const int r = k.r;
   for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n;
        p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int j = static_cast<int>(p % W);
     const int i = static_cast<int>((p / W) % H);
-    const int pos = along_rows ? j : i, len = along_rows ? W : H;
     const int64_t step = along_rows ? 1 : W;
-    auto at = [&](int e) {  // the value e steps along the pass, zero outside the frame
-      const int q = pos + e;
-      return q >= 0 && q < len ? static_cast<acc_t>(ld(x + p + e * step)) : acc_t(0);
-    };
-    acc_t s;
-    const int d0 = max(0, r - pos), d1 = min(2 * r, len - 1 - pos + r);  // taps inside the frame
-    if (along_rows || (d0 == 0 && d1 == 2 * r)) {
-      s = mul_rn(k.half[0], at(0));
-      for (int e = r; e >= 1; --e) s = add_rn(s, mul_rn(k.half[e], add_rn(at(-e), at(e))));
-    } else {
-      s = mul_rn(k.half[r - d0 >= 0 ? r - d0 : d0 - r], at(d0 - r));
-      for (int d = d0 + 1; d <= d1; ++d) s = add_rn(s, mul_rn(k.half[d >= r ? d - r : r - d], at(d - r)));
-    }
+    const acc_t s = filter_at(k, along_rows ? j : i, along_rows ? W : H, along_rows,
+                              [&](int e) { return static_cast<acc_t>(ld(x + p + e * step)); });
     st(y + p, s);
+  }
+}
+
+// decode with the pre-filter in one kernel and one read of each map (maps that fit in shared
+// memory: decode_fused_smem): the block copies its map into shared memory, filters it along the
+// rows into a second buffer R, and takes the first maximum of the column pass F as it computes it.
+// The window's soft-argmax and the fit's start read F again (the same function of R, so the same
+// bits), the fit reads the raw map there. Every filtered value is filter_at's, as blur_pass_kernel
+// computes it: the same argmax, score and estimate as the two-pass path and the CPU kernel.
+template <typename in_t, typename acc_t, int kCap>
+__global__ void __launch_bounds__(kThreads, 4)
+    decode_fused_kernel(const in_t* __restrict__ hm, acc_t* __restrict__ coords, acc_t* __restrict__ scores,
+                        int64_t* __restrict__ index, int H, int W, int r, acc_t t, HalfTaps<acc_t, kCap> k,
+                        FitParams fp) {
+  SHR_DYNAMIC_SMEM(smem_raw);
+  __shared__ acc_t sv[kWarps];
+  __shared__ int si[kWarps];
+  __shared__ double scratch[kWarps * 3];
+  __shared__ double fit_scratch[33 * 14];
+  const int64_t m = blockIdx.x;
+  const int HW = H * W;
+  const in_t* h = hm + m * static_cast<int64_t>(HW);
+  acc_t* R = reinterpret_cast<acc_t*>(smem_raw);  // the rows pass, then the raw map after it
+  in_t* raw = reinterpret_cast<in_t*>(smem_raw + decode_fused_raw_offset<acc_t>(HW));
+  for (int p = threadIdx.x; p < HW; p += blockDim.x) raw[p] = ld(h + p);
+  __syncthreads();
+  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
+    const int i = p / W, j = p - i * W;
+    R[p] = filter_at(k, j, W, true, [&](int e) { return static_cast<acc_t>(raw[p + e]); });
+  }
+  __syncthreads();
+  auto F = [&](int p) {
+    const int i = p / W;
+    return filter_at(k, i, H, false, [&](int e) { return R[p + e * W]; });
+  };
+  acc_t bv = -static_cast<acc_t>(INFINITY);
+  int bi = INT32_MAX;
+  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
+    const acc_t v = F(p);
+    if (arg_better(v, p, bv, bi)) {
+      bv = v;
+      bi = p;
+    }
+  }
+  const int best = reduce_argmax(bv, bi, sv, si);
+  const WindowMoments<acc_t> win(F, H, W, best, r, t, scratch);
+  const acc_t sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
+  const acc_t sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
+  double x = sx, y = sy;
+  if (fp.R > 0 && threadIdx.x < 32) {  // the fit: the first warp, on the raw map in shared memory
+    const double lam0 = fit_start_lam(F, H, W, win.mi, win.mj, fp.blur);
+    const FitBox b(win.mi, win.mj, fp.R, H, W);
+    const fit::Result fr =
+        warp_fit([&](int p) { return static_cast<double>(raw[p]); }, W, b, win.mi, win.mj, sx, sy, lam0, fp,
+                 fit_scratch);
+    if (fr.valid) {
+      x = fr.x;
+      y = fr.y;
+    }
+  }
+  if (threadIdx.x == 0) {
+    st(coords + 2 * m, x);
+    st(coords + 2 * m + 1, y);
+    st(scores + m, win.peak);
+    st(index + m, best);
+  }
+}
+
+// decode_backward_fused_kernel's boxes around the argmax (mi, mj), clipped to the frame: the window
+// (radius r), the filtered values it needs (the window and the fit's start stencil: radius
+// max(r, 2)), the raw box they are filtered from (grown by the filter's radius rf; it holds the fit
+// box too), and the window grown by rf (where the filter carries the window's gradient back).
+struct BackwardBoxes {
+  int wi0, wi1, wj0, wj1;  // window
+  int fi0, fi1, fj0, fj1;  // filtered values
+  int ri0, ri1, rj0, rj1;  // raw box
+  int oi0, oi1, oj0, oj1;  // window grown by rf
+  SHR_HOST_DEVICE BackwardBoxes(int mi, int mj, int r, int rf, int H, int W) {
+    const int q = r > 2 ? r : 2;
+    wi0 = mi - r < 0 ? 0 : mi - r, wi1 = mi + r > H - 1 ? H - 1 : mi + r;
+    wj0 = mj - r < 0 ? 0 : mj - r, wj1 = mj + r > W - 1 ? W - 1 : mj + r;
+    fi0 = mi - q < 0 ? 0 : mi - q, fi1 = mi + q > H - 1 ? H - 1 : mi + q;
+    fj0 = mj - q < 0 ? 0 : mj - q, fj1 = mj + q > W - 1 ? W - 1 : mj + q;
+    ri0 = fi0 - rf < 0 ? 0 : fi0 - rf, ri1 = fi1 + rf > H - 1 ? H - 1 : fi1 + rf;
+    rj0 = fj0 - rf < 0 ? 0 : fj0 - rf, rj1 = fj1 + rf > W - 1 ? W - 1 : fj1 + rf;
+    oi0 = wi0 - rf < 0 ? 0 : wi0 - rf, oi1 = wi1 + rf > H - 1 ? H - 1 : wi1 + rf;
+    oj0 = wj0 - rf < 0 ? 0 : wj0 - rf, oj1 = wj1 + rf > W - 1 ? W - 1 : wj1 + rf;
+  }
+};
+
+// Its dynamic shared memory, for the largest boxes on H x W maps: the raw box (in_t), the rows pass
+// over the raw box's rows and the filtered values' columns (acc_t), the window's gradient and its
+// rows pass over the grown window's columns (double), each 16-byte aligned.
+struct BackwardSmem {
+  int64_t raw, rows, g, gr, bytes;
+  template <typename in_t, typename acc_t>
+  static BackwardSmem of(int64_t H, int64_t W, int64_t r, int64_t rf) {
+    auto clip = [](int64_t n, int64_t len) { return n < len ? n : len; };
+    auto up = [](int64_t b) { return (b + 15) / 16 * 16; };
+    const int64_t q = r > 2 ? r : 2;
+    BackwardSmem s{};
+    s.raw = 0;
+    s.rows = s.raw + up(clip(2 * (q + rf) + 1, H) * clip(2 * (q + rf) + 1, W) * static_cast<int64_t>(sizeof(in_t)));
+    s.g = s.rows + up(clip(2 * (q + rf) + 1, H) * clip(2 * q + 1, W) * static_cast<int64_t>(sizeof(acc_t)));
+    s.gr = s.g + up(clip(2 * r + 1, H) * clip(2 * r + 1, W) * 8);
+    s.bytes = s.gr + up(clip(2 * r + 1, H) * clip(2 * (r + rf) + 1, W) * 8);
+    return s;
+  }
+};
+
+// decode_backward with the pre-filter in one kernel that writes each output map once (maps whose
+// boxes fit in shared memory): the block reads the raw box around the forward's argmax, filters the
+// values the window and the fit's start need (filter_at: the forward's bits, so the same estimate,
+// fit and `valid`), recomputes the fit on the raw box, forms the window's gradient w.r.t. the
+// filtered map (the score's delta, and the soft-argmax's where the fit is not valid), carries it
+// back through the filter (rows, then columns, in double, as the CPU kernel) and adds the fit's
+// gradient, writing zeros elsewhere.
+template <typename in_t, typename acc_t, int kCap>
+__global__ void __launch_bounds__(kThreads, 4)
+    decode_backward_fused_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs,
+                                 const in_t* __restrict__ hm, const int64_t* __restrict__ index,
+                                 in_t* __restrict__ out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
+                                 HalfTaps<acc_t, kCap> k, FitParams fp, BackwardSmem layout) {
+  SHR_DYNAMIC_SMEM(smem_raw);
+  __shared__ double scratch[kWarps * 3];
+  __shared__ double fit_scratch[33 * 26];
+  __shared__ double fit_state[9];  // valid, A, x, y, lam, coef[4]
+  const int64_t m = blockIdx.x;
+  const int HW = H * W;
+  const in_t* h = hm + m * static_cast<int64_t>(HW);
+  in_t* o = out + m * static_cast<int64_t>(HW);
+  const int64_t best64 = ld(index + m);
+  if (best64 < 0 || best64 >= HW) {  // the same for every thread of the block
+    for (int p = threadIdx.x; p < HW; p += blockDim.x) st(o + p, in_t(0));
+    if (threadIdx.x == 0) st(bad_index, 1);
+    return;
+  }
+  const int best = static_cast<int>(best64), mi = best / W, mj = best - mi * W, rf = k.r;
+  const BackwardBoxes bx(mi, mj, r, rf, H, W);
+  const int rcols = bx.rj1 - bx.rj0 + 1, rrows = bx.ri1 - bx.ri0 + 1, fcols = bx.fj1 - bx.fj0 + 1;
+  const int wcols = bx.wj1 - bx.wj0 + 1, wrows = bx.wi1 - bx.wi0 + 1, ocols = bx.oj1 - bx.oj0 + 1;
+  in_t* raw = reinterpret_cast<in_t*>(smem_raw + layout.raw);
+  acc_t* R = reinterpret_cast<acc_t*>(smem_raw + layout.rows);
+  double* g = reinterpret_cast<double*>(smem_raw + layout.g);
+  double* gr = reinterpret_cast<double*>(smem_raw + layout.gr);
+  for (int e = threadIdx.x; e < rrows * rcols; e += blockDim.x)
+    raw[e] = ld(h + (bx.ri0 + e / rcols) * W + bx.rj0 + e % rcols);
+  __syncthreads();
+  for (int e = threadIdx.x; e < rrows * fcols; e += blockDim.x) {
+    const int a = e / fcols, j = bx.fj0 + e % fcols;
+    const in_t* row = raw + a * rcols + (j - bx.rj0);
+    R[e] = filter_at(k, j, W, true, [&](int d) { return static_cast<acc_t>(row[d]); });
+  }
+  __syncthreads();
+  auto F = [&](int p) {  // the filtered map at a pixel of the filtered values' box
+    const int i = p / W, j = p - i * W;
+    const acc_t* col = R + (i - bx.ri0) * fcols + (j - bx.fj0);
+    return filter_at(k, i, H, false, [&](int d) { return col[d * fcols]; });
+  };
+  auto raw_at = [&](int p) {
+    const int i = p / W, j = p - i * W;
+    return static_cast<double>(raw[(i - bx.ri0) * rcols + (j - bx.rj0)]);
+  };
+  const WindowMoments<acc_t> win(F, H, W, best, r, t, scratch);
+  double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
+  const double g_peak = ld(gs + m);
+  if (threadIdx.x == 0) fit_state[0] = 0;
+  if (fp.R > 0 && threadIdx.x < 32) {  // the forward's fit, recomputed by the first warp
+    const double sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
+    const double sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
+    const double lam0 = fit_start_lam(F, H, W, mi, mj, fp.blur);
+    const FitBox b(mi, mj, fp.R, H, W);
+    const fit::Result fr = warp_fit(raw_at, W, b, mi, mj, sx, sy, lam0, fp, fit_scratch);
+    if (fr.valid) {
+      double coef[4];
+      warp_fit_coefficients(raw_at, W, b, fr, gx, gy, coef, fit_scratch);
+      if (threadIdx.x == 0) {
+        const double state[9] = {1.0, fr.A, fr.x, fr.y, fr.lam, coef[0], coef[1], coef[2], coef[3]};
+        for (int e = 0; e < 9; ++e) fit_state[e] = state[e];
+      }
+    }
+  }
+  __syncthreads();
+  const bool fitted = fit_state[0] != 0;
+  if (fitted) gx = gy = 0;  // the coordinates' gradient is the fit's; the score's goes through the filter
+  const double scale = static_cast<double>(t) / win.sum;
+  for (int e = threadIdx.x; e < wrows * wcols; e += blockDim.x) {
+    const int i = bx.wi0 + e / wcols, j = bx.wj0 + e % wcols, p = i * W + j;
+    const double prob = static_cast<double>(win.weight(F(p), t)) * scale;
+    double v = prob * (gx * (static_cast<double>(j - win.mj) - win.mx) + gy * (static_cast<double>(i - win.mi) - win.my));
+    if (p == best) v += g_peak;
+    g[e] = v;
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < wrows * ocols; e += blockDim.x) {  // rows pass of the transposed filter
+    const int a = e / ocols, qj = bx.oj0 + e % ocols;
+    double v = 0;
+    for (int b = 0; b < wcols; ++b) {
+      const int d = bx.wj0 + b - qj;
+      if (d >= -rf && d <= rf) v += g[a * wcols + b] * static_cast<double>(k.half[d < 0 ? -d : d]);
+    }
+    gr[e] = v;
+  }
+  __syncthreads();
+  const FitBox fb(mi, mj, fp.R, H, W);
+  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
+    const int qi = p / W, qj = p - qi * W;
+    double v = 0;
+    if (qi >= bx.oi0 && qi <= bx.oi1 && qj >= bx.oj0 && qj <= bx.oj1) {  // columns pass
+      const int a0 = max(bx.wi0, qi - rf), a1 = min(bx.wi1, qi + rf);
+      for (int pi = a0; pi <= a1; ++pi)
+        v += static_cast<double>(k.half[pi - qi < 0 ? qi - pi : pi - qi]) * gr[(pi - bx.wi0) * ocols + (qj - bx.oj0)];
+    }
+    if (fitted && qi >= fb.i0 && qi < fb.i0 + fb.rows && qj >= fb.j0 && qj < fb.j0 + fb.cols)
+      v += fit_pixel_grad(fit_state + 5, fit_state[1], fit_state[2], fit_state[3], fit_state[4], qi, qj);
+    st(o + p, v);
   }
 }
 

@@ -1,13 +1,15 @@
 // CUDA launchers of shr_ops::decode and shr_ops::decode_backward; the device code is in
 // decode_device.cuh, the checks and preparation in ../decode.h. Same semantics as the CPU kernels.
 //
-// With the pre-filter (blur): the maps are filtered into a temporary tensor (rows, then columns,
-// zero outside the frame, the CPU kernel's taps and order of operations), whose argmax, score and
-// soft-argmax the same kernels take; the coordinates are then the Gaussian fit of the raw maps
-// around that argmax. The backward filters the gradient w.r.t. the filtered maps (the score's, and
-// the soft-argmax's where the fit is not valid) once more (the filter is symmetric, so it is its
-// own transpose) and adds the fit's gradient w.r.t. the raw maps. Unlike the CPU kernels, this
-// materialises the filtered maps: simple and the same arithmetic, not tuned.
+// With the pre-filter (blur), where a map fits in a block's shared memory (64 x 64 float32 takes
+// 32 KiB): decode is one launch that reads each map once (decode_fused_kernel), and decode_backward
+// one launch that reads the box around each argmax and writes each gradient map once
+// (decode_backward_fused_kernel), with no temporaries. Larger maps take the two-pass path: the maps
+// are filtered into a temporary tensor (rows, then columns, zero outside the frame), whose argmax,
+// score and soft-argmax decode_kernel takes before the fit of the raw maps; the backward filters
+// the gradient w.r.t. the filtered maps back (the filter is symmetric, so it is its own transpose)
+// and adds the fit's gradient w.r.t. the raw maps. Both paths compute every filtered value with
+// filter_at, the CPU kernel's arithmetic, so they give the same bits.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/ops/empty.h>
@@ -24,13 +26,21 @@ namespace shr_ops {
 namespace cuda {
 namespace {
 
+// The pre-filter's taps as the kernels take them (by value: no copy from the host, so launches can
+// be captured in CUDA graphs).
+template <typename acc_t, int kCap>
+HalfTaps<acc_t, kCap> half_taps(const std::vector<double>& taps) {
+  HalfTaps<acc_t, kCap> k{};
+  k.r = static_cast<int>(taps.size() / 2);
+  for (int e = 0; e <= k.r; ++e) k.half[e] = static_cast<acc_t>(taps[k.r + e]);
+  return k;
+}
+
 template <typename src_t, typename acc_t, int kCap>
 void blur_passes(const at::Tensor& x, at::Tensor& tmp, at::Tensor& out, const std::vector<double>& taps,
                  cudaStream_t stream) {
   const int64_t H = x.size(-2), W = x.size(-1), n = x.numel();
-  HalfTaps<acc_t, kCap> k{};
-  k.r = static_cast<int>(taps.size() / 2);
-  for (int e = 0; e <= k.r; ++e) k.half[e] = static_cast<acc_t>(taps[k.r + e]);
+  const HalfTaps<acc_t, kCap> k = half_taps<acc_t, kCap>(taps);
   const LaunchShape shape = blur_launch_shape(n);
   SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, blur_pass_kernel<src_t, acc_t, kCap>)(
       x.const_data_ptr<src_t>(), tmp.mutable_data_ptr<acc_t>(), n, static_cast<int>(H), static_cast<int>(W), true, k);
@@ -69,6 +79,41 @@ FitParams fit_params(int64_t window, c10::optional<double> blur, int64_t H, int6
                    fit::stop_step(dtype == at::kDouble)};
 }
 
+// decode with the pre-filter in one launch (decode_fused_kernel), when a map and its rows pass fit
+// in a block's shared memory; false (nothing launched) otherwise.
+template <typename in_t, typename acc_t, int kCap>
+bool decode_fused(const DecodeLaunch& p, const std::vector<double>& taps, int r, acc_t t, const FitParams& fp,
+                  cudaStream_t stream) {
+  const int64_t smem = decode_fused_smem<in_t, acc_t>(p.height * p.width);
+  constexpr int64_t kStaticBytes = 8 * 1024;  // the kernel's static shared memory is under this
+  if (!try_fit_shared_memory(decode_fused_kernel<in_t, acc_t, kCap>, smem, kStaticBytes)) return false;
+  const LaunchShape shape = decode_launch_shape(p.maps);
+  SHR_LAUNCH(shape.blocks, shape.threads, smem, stream, decode_fused_kernel<in_t, acc_t, kCap>)(
+      p.hm.const_data_ptr<in_t>(), p.coords.mutable_data_ptr<acc_t>(), p.scores.mutable_data_ptr<acc_t>(),
+      p.index.mutable_data_ptr<int64_t>(), static_cast<int>(p.height), static_cast<int>(p.width), r, t,
+      half_taps<acc_t, kCap>(taps), fp);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
+// decode_backward with the pre-filter in one launch (decode_backward_fused_kernel) writing into
+// p.grad, when its boxes fit in a block's shared memory; false (nothing launched) otherwise.
+template <typename in_t, typename acc_t, int kCap>
+bool decode_backward_fused(const DecodeBackwardLaunch& p, const std::vector<double>& taps, int r, acc_t t,
+                           const FitParams& fp, int* bad_index, cudaStream_t stream) {
+  const int rf = static_cast<int>(taps.size() / 2);
+  const BackwardSmem layout = BackwardSmem::of<in_t, acc_t>(p.height, p.width, r, rf);
+  constexpr int64_t kStaticBytes = 8 * 1024;  // the kernel's static shared memory is under this
+  if (!try_fit_shared_memory(decode_backward_fused_kernel<in_t, acc_t, kCap>, layout.bytes, kStaticBytes)) return false;
+  const LaunchShape shape = decode_launch_shape(p.maps);
+  SHR_LAUNCH(shape.blocks, shape.threads, layout.bytes, stream, decode_backward_fused_kernel<in_t, acc_t, kCap>)(
+      p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(), p.hm.const_data_ptr<in_t>(),
+      p.index.const_data_ptr<int64_t>(), p.grad.mutable_data_ptr<in_t>(), bad_index, static_cast<int>(p.height),
+      static_cast<int>(p.width), r, t, half_taps<acc_t, kCap>(taps), fp, layout);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& heatmaps, int64_t window,
                                                            double temperature, c10::optional<double> blur) {
   const char* op = "shr_ops.decode";
@@ -85,6 +130,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
     const LaunchShape shape = decode_launch_shape(p.maps);
     const int H = static_cast<int>(p.height), W = static_cast<int>(p.width);
     if (blur.has_value()) {
+      const std::vector<double> taps = gaussian_taps(*blur);
+      if (taps.size() / 2 < static_cast<size_t>(kSmallTaps)) {
+        if (decode_fused<scalar_t, acc_t, kSmallTaps>(p, taps, r, static_cast<acc_t>(temperature), fp, stream)) return;
+      } else if (decode_fused<scalar_t, acc_t, kLargeTaps>(p, taps, r, static_cast<acc_t>(temperature), fp, stream)) {
+        return;
+      }
+      // Maps too large for shared memory: filtered into a temporary first, then decoded.
       const at::Tensor F = blur_maps(p.hm, *blur);
       SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<acc_t, scalar_t, acc_t>)(
           F.const_data_ptr<acc_t>(), p.hm.const_data_ptr<scalar_t>(), p.coords.mutable_data_ptr<acc_t>(),
@@ -124,6 +176,15 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
     const LaunchShape shape = decode_launch_shape(p.maps);
     const int H = static_cast<int>(p.height), W = static_cast<int>(p.width);
     if (blur.has_value()) {
+      const std::vector<double> taps = gaussian_taps(*blur);
+      const acc_t tt = static_cast<acc_t>(temperature);
+      int* flag = bad_index.mutable_data_ptr<int>();
+      if (taps.size() / 2 < static_cast<size_t>(kSmallTaps)
+              ? decode_backward_fused<scalar_t, acc_t, kSmallTaps>(p, taps, r, tt, fp, flag, stream)
+              : decode_backward_fused<scalar_t, acc_t, kLargeTaps>(p, taps, r, tt, fp, flag, stream)) {
+        return;
+      }
+      // Boxes too large for shared memory: the gradient w.r.t. the filtered maps, filtered back.
       const at::Tensor F = blur_maps(p.hm, *blur);
       out = device_temporary(F.sizes(), F.options());
       raw_out = device_temporary(F.sizes(), F.options());
@@ -148,7 +209,7 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
     TORCH_CHECK(bad_index.item<int>() == 0, op, ": index holds a value outside [0, H*W) = [0, ",
                 p.height * p.width, "): it must be the flat argmax index that decode returns");
   }
-  if (blur.has_value()) {
+  if (out.defined()) {  // the fallback: filter the filtered maps' gradient back, add the fit's
     at::Tensor g = blur_maps(out, *blur);
     g.add_(raw_out);
     count_aten_kernel(2 * g.nbytes(), g.nbytes());

@@ -255,6 +255,85 @@ void test_fit(int H, int W, const std::vector<double>& centres, double sigma, in
   verdict(cb, err);
 }
 
+// ---------------------------------------------------------------- decode with the pre-filter: fused = two-pass
+// The fused kernels (one launch; the map, or the box around the argmax, in shared memory) against
+// the two-pass path (blur_pass twice into temporaries, then decode_kernel / decode_backward_kernel
+// and the filter back): the same argmax, score and coordinates bit for bit, and the same gradient
+// (the fused backward filters back in double, the two-pass one in T).
+template <typename T>
+void test_fused(int M, int H, int W, int window, double blur, uint64_t seed) {
+  namespace sc = shr_ops::cuda;
+  const long HW = long(H) * W, n = M * HW;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<T> hm(n);
+  for (int m = 0; m < M; ++m) {
+    const double cx = m == 0 ? 0.3 : u(rng) * (W - 1), cy = m == 1 ? H - 1.2 : u(rng) * (H - 1);
+    for (long p = 0; p < HW; ++p) {
+      const double dx = p % W - cx, dy = p / W - cy;
+      hm[m * HW + p] = static_cast<T>(std::exp(-(dx * dx + dy * dy) / 8) + 0.05 * u(rng));
+    }
+  }
+  const int rf = static_cast<int>(std::ceil(3 * blur)), r = window / 2;
+  sc::HalfTaps<T, sc::kSmallTaps> k{};
+  k.r = rf;
+  double s = 0;
+  for (int d = -rf; d <= rf; ++d) s += std::exp(-double(d * d) / (2 * blur * blur));
+  for (int e = 0; e <= rf; ++e) k.half[e] = static_cast<T>(std::exp(-double(e * e) / (2 * blur * blur)) / s);
+  const sc::FitParams fp{static_cast<int>(shr_ops::fit::box_radius(window, blur, H, W)), blur,
+                         shr_ops::fit::stop_step(sizeof(T) == 8)};
+  const unsigned grid = static_cast<unsigned>((n + kThreads - 1) / kThreads);
+  std::vector<T> tmp(n), F(n);
+  int err = cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, hm.data(),
+                            tmp.data(), n, H, W, true, k);
+  err += cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, tmp.data(), F.data(),
+                         n, H, W, false, k);
+  std::vector<T> c2(2 * M), s2(M), c1(2 * M, T(-7)), s1(M, T(-7));
+  std::vector<int64_t> i2(M), i1(M, -7);
+  err += cudaemu::launch(sc::decode_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, F.data(), hm.data(), c2.data(),
+                         s2.data(), i2.data(), H, W, r, static_cast<T>(40.0), fp);
+  const int64_t smem = sc::decode_fused_smem<T, T>(HW);
+  cudaemu::set_max_dynamic_smem(reinterpret_cast<const void*>(&sc::decode_fused_kernel<T, T, sc::kSmallTaps>), int(smem));
+  err += cudaemu::launch(sc::decode_fused_kernel<T, T, sc::kSmallTaps>, dim3(M), dim3(kThreads), smem, hm.data(),
+                         c1.data(), s1.data(), i1.data(), H, W, r, static_cast<T>(40.0), k, fp);
+  char nm[160];
+  std::snprintf(nm, sizeof nm, "decode fused = two-pass %s %dx%d M=%d w=%d blur=%g", tname<T>(), H, W, M, window, blur);
+  Cmp c{nm, 0, 0};
+  for (int m = 0; m < M; ++m) {
+    c(double(i1[m]), double(i2[m]), "index", m);
+    c(s1[m], double(s2[m]), "score", m);
+    c(c1[2 * m], double(c2[2 * m]), "x", m);
+    c(c1[2 * m + 1], double(c2[2 * m + 1]), "y", m);
+  }
+  verdict(c, err);
+  // backward
+  std::vector<T> gc(2 * M), gs(M);
+  for (auto& v : gc) v = static_cast<T>(u(rng) - 0.5);
+  for (auto& v : gs) v = static_cast<T>(u(rng) - 0.5);
+  std::vector<T> out(n), raw_out(n), back(n), g2(n), g1(n, T(-7));
+  int bad = 0;
+  err = cudaemu::launch(sc::decode_backward_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, gc.data(), gs.data(), F.data(),
+                        hm.data(), i2.data(), out.data(), raw_out.data(), &bad, H, W, r, static_cast<T>(40.0), fp);
+  err += cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, out.data(),
+                         tmp.data(), n, H, W, true, k);
+  err += cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, tmp.data(),
+                         back.data(), n, H, W, false, k);
+  for (long p = 0; p < n; ++p) g2[p] = back[p] + raw_out[p];
+  const sc::BackwardSmem layout = sc::BackwardSmem::of<T, T>(H, W, r, rf);
+  cudaemu::set_max_dynamic_smem(reinterpret_cast<const void*>(&sc::decode_backward_fused_kernel<T, T, sc::kSmallTaps>),
+                                int(layout.bytes));
+  err += cudaemu::launch(sc::decode_backward_fused_kernel<T, T, sc::kSmallTaps>, dim3(M), dim3(kThreads), layout.bytes,
+                         gc.data(), gs.data(), hm.data(), i2.data(), g1.data(), &bad, H, W, r, static_cast<T>(40.0), k,
+                         fp, layout);
+  err += bad;
+  std::snprintf(nm, sizeof nm, "decode_backward fused = two-pass %s %dx%d M=%d w=%d blur=%g", tname<T>(), H, W, M,
+                window, blur);
+  const double tol = sizeof(T) == 4 ? 1e-5 : 1e-12;
+  Cmp cb{nm, tol, tol};
+  for (long p = 0; p < n; ++p) cb(g1[p], double(g2[p]), "grad", p);
+  verdict(cb, err);
+}
+
 // ---------------------------------------------------------------- blur_pass (grid-stride loop)
 template <typename T>
 void test_blur(int M, int H, int W, int r, unsigned grid, uint64_t seed) {
@@ -568,6 +647,12 @@ int main(int argc, char** argv) {
     test_fit<double>(64, 48, c5, 1.5, 9, 2.0);
     test_fit<double>(64, 48, c5, 3.0, 5, 3.0);
     test_fit<double>(1, 40, {0.3, 0.0, 17.6, 0.0}, 2.0, 9, 2.0);
+  }
+  if (all || which == "fused") {
+    test_fused<float>(4, 64, 64, 9, 2.0, 51);
+    test_fused<double>(3, 40, 56, 9, 2.0, 52);
+    test_fused<float>(3, 13, 29, 3, 0.7, 53);
+    test_fused<double>(2, 7, 9, 5, 4.5, 54);  // the filter wider than the frame
   }
   if (all || which == "blur") {
     test_blur<float>(3, 20, 30, 3, 3, 31);                     // 3 blocks for 1800 values: grid-stride
