@@ -52,11 +52,11 @@ def parse_variant(text: str) -> dict:
         weight = float(parts[1])
     except ValueError:
         raise UserError(f"--variants {text}: expected a number as the WEIGHT of FORM:WEIGHT, got {parts[1]!r}") from None
-    fields = dict(siamese=True, consistency=parts[0], consistency_weight=weight, stop_gradient=False,
+    fields = dict(siamese=True, consistency=parts[0], consistency_weight=weight, stop_gradient="none",
                   consistency_stacks="last")  # stop-gradient only where asked: the row says what it ran
     for flag in parts[2:]:
         if flag == "stop":
-            fields["stop_gradient"] = True
+            fields["stop_gradient"] = "both"
         elif flag == "all":
             fields["consistency_stacks"] = "all"
         elif flag.startswith("warm"):
@@ -71,7 +71,7 @@ def parse_variant(text: str) -> dict:
 
 
 def variant_label(fields: dict) -> str:
-    extra = (", stop-grad" if fields["stop_gradient"] else "") + (", all stacks" if fields["consistency_stacks"] == "all"
+    extra = (", stop-grad" if fields["stop_gradient"] == "both" else "") + (", all stacks" if fields["consistency_stacks"] == "all"
                                                                    else "")
     if "consistency_warmup" in fields:
         extra += f", warm-up {fields['consistency_warmup']:g}"

@@ -11,12 +11,18 @@ are written atomically (shr_fan.checkpoint); item i of step s is a function of (
 `--resume` continues the same run, refuses options that would change it, and the log continues
 without repeated rows, its elapsed time cumulative.
 
-Siamese training (`siamese=True`): every face comes as two crops under independent random
-geometric transforms (shr_fan.data, views=2); both go through the network in one batch, both get
-the supervised loss, and `consistency_weight` x the transform consistency of shr_fan.consistency
-(heatmap or coordinate form, on the last stack or all; optionally ramped up linearly from 0 over
-the first `consistency_warmup` fraction of the steps: a large weight applied from step 0 pushes
-the untrained network's outputs toward flat maps, where they stay; docs/results.md) is added.
+Siamese training (`siamese=True`): every face comes as two crops (shr_fan.data, views=2), the
+second differing from the first in `siamese_transforms` drawn afresh (default: every transform,
+two independent crops) from the augmentation's ranges times `siamese_strength`; both go through
+the network (`siamese_pairing`: in one batch of 2B crops, in two batches of B, or as B/2 faces in
+one batch of B), both get the supervised loss, and `consistency_weight` x the transform
+consistency of shr_fan.consistency (heatmap or coordinate form, on the last stack or all, with
+the fixed targets that `stop_gradient` names; optionally ramped up linearly from 0 over the first
+`consistency_warmup` fraction of the steps: a large weight applied from step 0 pushes the
+untrained network's outputs toward flat maps, where they stay; docs/results.md) is added.
+
+Finite training set (`train_faces` N): the first N synthetic faces of the stream, cycled epoch
+after epoch (data.EpochCycle), as the benchmarks are.
 
 Distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
 (NCCL on CUDA, one GPU per process by LOCAL_RANK; gloo on the CPU); `batch_size` is per process,
@@ -50,7 +56,7 @@ from .checkpoint import (check_weights, checkpoint_config, load_checkpoint, load
 from .config import (PER_INVOCATION, Parser, TrainConfig, add_config_arguments, check_config, config_differences,
                      config_from_args, given)
 from .errors import UserError
-from .factory import build_model, landmark_count, train_dataset
+from .factory import build_model, items_per_step, landmark_count, train_dataset
 from .geometry import heatmap_size, targets
 from .losses import (FOREGROUND_THRESHOLD, check_fused_loss, consistency_loss, consistency_weight, heatmap_loss,
                      supervised_loss)
@@ -120,6 +126,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     rank, world, local_rank = _world()
     distributed = world > 1
     device = torch.device(cfg.device)
+    if distributed and cfg.siamese and cfg.siamese_pairing == "separate":
+        raise UserError("--siamese-pairing separate runs two forward passes before one backward, which "
+                        "DistributedDataParallel does not allow; use joint or half under torchrun")
     ckpt_path = prepare_out(cfg, resume, overwrite)
     if distributed:
         if device.type == "cuda":
@@ -169,12 +178,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     if distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    per_step = cfg.batch_size * world
+    items = items_per_step(cfg)  # B, or B/2 two-view items with --siamese-pairing half
+    per_step = items * world
     dataset = train_dataset(cfg, cfg.steps * per_step)
     # Items in step order: step s uses items [s * B * W, (s + 1) * B * W), so a resumed run sees the same data.
     remaining = Subset(dataset, range(step * per_step, len(dataset)))
     sampler = DistributedSampler(remaining, num_replicas=world, rank=rank, shuffle=False, drop_last=True)
-    loader = DataLoader(remaining, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+    loader = DataLoader(remaining, batch_size=items, sampler=sampler, num_workers=cfg.workers,
                         persistent_workers=False, drop_last=True, pin_memory=device.type == "cuda")
     log = Log(os.path.join(cfg.out, "log.csv"), resume_step=step if resume else None) if lead else None
     bar = _progress_bar(cfg, step) if progress and step < cfg.steps else None
@@ -188,9 +198,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         images = batch["image"].to(device, non_blocking=True)
         lm = batch["landmarks"].to(device, non_blocking=True)
         if cfg.siamese:  # [B, 2, ...] -> [2B, ...]: all first views, then all second views
-            images, lm = torch.cat(images.unbind(1)), torch.cat(lm.unbind(1))
+            views = images.unbind(1)
+            images, lm = torch.cat(views), torch.cat(lm.unbind(1))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            outputs = net(images)
+            if cfg.siamese and cfg.siamese_pairing == "separate":  # each view set its own batch-norm batch
+                outputs = [torch.cat(pair) for pair in zip(net(views[0]), net(views[1]))]
+            else:
+                outputs = net(images)
         loss = supervised_loss(codec, outputs, lm, cfg)
         if cfg.siamese:
             cons = consistency_loss(outputs, batch["matrix"].to(device), batch["flip"].to(device),
