@@ -12,7 +12,8 @@ Rows that differ only in the decoder share one trained model (the decoder does n
 training), so the table costs one run per target codec plus one per Siamese variant. Every run
 has the same seed, data stream, steps and schedule; a Siamese step sees the same faces in two
 views, so it costs about twice the compute of a plain step. Each model is evaluated on the fixed
-synthetic test set and on a harder one (larger poses, an occluder on every face).
+synthetic test set and on a harder one (larger poses, an occluder on every face): NME, FR, AUC
+and the transform consistency (shr_fan.consistency_metric).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from .checkpoint import load_model
 from .config import Parser, TrainConfig, add_config_arguments, check_config, config_from_args
 from .data import SyntheticFaces
 from .errors import UserError
+from .consistency_metric import ViewPairs
 from .evaluate import TEST_SEED, evaluate, hard_test_set, mean_shape_baseline
 from .train import CHECKPOINT, train
 
@@ -105,6 +107,8 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str) -> list[
     # Rendered once for every row (the faces and the mean shape do not depend on the model).
     test_sets = {"test": SyntheticFaces(n_test, seed=TEST_SEED, crop=base.crop, augment=None),
                  "hard": hard_test_set(n_test, base.crop)}
+    pairs = {name: ViewPairs(ds) for name, ds in test_sets.items()}
+    pairs = {name: [p[i] for i in range(len(p))] for name, p in pairs.items()}
     test_sets = {name: [ds[i] for i in range(len(ds))] for name, ds in test_sets.items()}
     mean_shape = mean_shape_baseline(base)
     for label, key, decoder in PLAIN_ROWS + [(lbl, k, "shr") for lbl, k in siamese]:
@@ -113,7 +117,7 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str) -> list[
                    seconds=trained[key]["seconds"])
         for name, test in test_sets.items():
             res = evaluate(model, cfg, n=n_test, decoders=(decoder,), device=base.device, test=test,
-                           mean_shape=mean_shape)
+                           pairs=pairs[name], mean_shape=mean_shape)
             row[name] = res[decoder]
             row[f"{name} mean shape"] = res["mean shape"]
         rows.append(row)
@@ -121,17 +125,19 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str) -> list[
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| row | targets | decoder | NME % | FR@10 % | AUC@10 | hard NME % | hard FR@10 % | hard AUC@10 | train s |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| row | targets | decoder | NME % | FR@10 % | AUC@10 | consistency % | hard NME % | hard FR@10 % | "
+            "hard AUC@10 | hard consistency % | train s |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         t, h = r["test"], r["hard"]
         lines.append(f"| {r['row']} | {r['codec']} | {r['decoder']} | {100 * t['nme']:.3f} | {100 * t['fr@0.1']:.2f} | "
-                     f"{t['auc@0.1']:.4f} | {100 * h['nme']:.3f} | {100 * h['fr@0.1']:.2f} | {h['auc@0.1']:.4f} | "
+                     f"{t['auc@0.1']:.4f} | {100 * t['consistency']:.3f} | {100 * h['nme']:.3f} | "
+                     f"{100 * h['fr@0.1']:.2f} | {h['auc@0.1']:.4f} | {100 * h['consistency']:.3f} | "
                      f"{r['seconds']:.0f} |")
     ms, mh = rows[0]["test mean shape"], rows[0]["hard mean shape"]
     lines.append(f"| mean shape (no model) | | | {100 * ms['nme']:.3f} | {100 * ms['fr@0.1']:.2f} | {ms['auc@0.1']:.4f} | "
-                 f"{100 * mh['nme']:.3f} | {100 * mh['fr@0.1']:.2f} | {mh['auc@0.1']:.4f} | |")
+                 f"{100 * ms['consistency']:.3f} | {100 * mh['nme']:.3f} | {100 * mh['fr@0.1']:.2f} | "
+                 f"{mh['auc@0.1']:.4f} | {100 * mh['consistency']:.3f} | |")
     return "\n".join(lines)
 
 
