@@ -103,6 +103,10 @@ class TrainConfig:
                                          "epoch after epoch: each epoch in a new order, augmentations drawn afresh "
                                          "on every visit (data.EpochCycle)", shown="none: an endless stream of new "
                                                                                  "faces")
+    eval_every: int | None = _opt(None, "every this many steps (and at the first and last), loss, NME and "
+                                        "transform consistency on --eval-faces training faces and as many held-out "
+                                        "ones, written to OUT/curves.csv (shr_fan.curves)", shown="none")
+    eval_faces: int = _opt(64, "faces of each of the two sets --eval-every measures")
     dataset: str = _opt("synthetic", "training data: synthetic faces or a benchmark read from --data-root",
                         choices=_datasets)
     data_root: str | None = _opt(None, "the benchmark's folder, as distributed (README)", shown="none")
@@ -127,7 +131,7 @@ class TrainConfig:
 
 
 # Fields that say where and how often, not what is computed: they may change on --resume.
-RESUMABLE_CHANGES = ("out", "workers", "device", "log_every", "checkpoint_every", "time_budget")
+RESUMABLE_CHANGES = ("out", "workers", "device", "log_every", "checkpoint_every", "time_budget", "eval_every")
 # Of those, the ones that belong to one invocation: `--resume` takes them from its own command
 # line (given or not), the others from the checkpoint unless given.
 PER_INVOCATION = ("out", "device", "time_budget")
@@ -236,8 +240,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(cfg, f.name)
         if choices is not None and value not in choices():
             raise _bad(f.name, value, f"one of {', '.join(choices())}")
-    optional = [name for name in ("train_faces",) if getattr(cfg, name) is not None]
-    for name in ("steps", "batch_size", "log_every", "checkpoint_every", *optional):
+    optional = [name for name in ("train_faces", "eval_every") if getattr(cfg, name) is not None]
+    for name in ("steps", "batch_size", "log_every", "checkpoint_every", "eval_faces", *optional):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise _bad(name, value, "an integer > 0")
@@ -280,6 +284,9 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         if cfg.train_faces is not None:
             raise UserError(f"--train-faces is for the synthetic faces; --dataset {cfg.dataset}'s training split is "
                             "a finite set already")
+        if cfg.eval_every is not None:
+            raise UserError(f"--eval-every measures on synthetic held-out faces, not --dataset {cfg.dataset}'s; "
+                            "evaluate its checkpoints with shr-fan eval --dataset")
         from .datasets import get_spec
 
         spec = get_spec(cfg.dataset)

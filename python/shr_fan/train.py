@@ -22,7 +22,9 @@ the fixed targets that `stop_gradient` names; optionally ramped up linearly from
 untrained network's outputs toward flat maps, where they stay; docs/results.md) is added.
 
 Finite training set (`train_faces` N): the first N synthetic faces of the stream, cycled epoch
-after epoch (data.EpochCycle), as the benchmarks are.
+after epoch (data.EpochCycle), as the benchmarks are. Learning curves (`eval_every`): loss, NME
+and transform consistency on training and held-out faces at intervals, OUT/curves.csv
+(shr_fan.curves).
 
 Distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
 (NCCL on CUDA, one GPU per process by LOCAL_RANK; gloo on the CPU); `batch_size` is per process,
@@ -34,7 +36,6 @@ refuses a different world size: the data order would change).
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -56,8 +57,10 @@ from .checkpoint import (check_weights, checkpoint_config, load_checkpoint, load
 from .config import (PER_INVOCATION, Parser, TrainConfig, add_config_arguments, check_config, config_differences,
                      config_from_args, given)
 from .errors import UserError
+from .curves import Curves
 from .factory import build_model, items_per_step, landmark_count, train_dataset
 from .geometry import heatmap_size, targets
+from .run_log import CsvLog, tensorboard
 from .losses import (FOREGROUND_THRESHOLD, check_fused_loss, consistency_loss, consistency_weight, heatmap_loss,
                      supervised_loss)
 
@@ -187,9 +190,14 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     loader = DataLoader(remaining, batch_size=items, sampler=sampler, num_workers=cfg.workers,
                         persistent_workers=False, drop_last=True, pin_memory=device.type == "cuda")
     log = Log(os.path.join(cfg.out, "log.csv"), resume_step=step if resume else None) if lead else None
+    curves = Curves(cfg, codec, os.path.join(cfg.out, "curves.csv"), resume_step=step if resume else None) \
+        if lead and cfg.eval_every is not None else None
+    if curves is not None and step == 0:
+        curves.measure(model, 0, device)
     bar = _progress_bar(cfg, step) if progress and step < cfg.steps else None
     net.train()
     t0 = time.time()
+    paused = 0.0  # seconds of curve measurements, left out of the training time
     seen, last_loss, last_cons, stopped_early = 0, math.nan, math.nan, False
     history = []  # (step, loss) of every step of this invocation
     for batch in loader if step < cfg.steps else ():
@@ -222,13 +230,15 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         history.append((step, last_loss))
         if not math.isfinite(last_loss):
             raise UserError(f"training diverged at step {step}: loss = {last_loss}; lower --lr (now {cfg.lr:g})")
-        elapsed = time.time() - t0
+        elapsed = time.time() - t0 - paused
         total_seen, total_elapsed = seen_before + seen, elapsed_before + elapsed
         if step % cfg.log_every == 0 or step == cfg.steps:
             mean_loss = _all_mean(last_loss, device) if distributed else last_loss
             if log is not None:
                 log.write(step, mean_loss, last_cons, sched.get_last_lr()[0], total_seen / max(total_elapsed, 1e-9),
                           total_elapsed)
+        if curves is not None and curves.due(step):
+            paused += curves.measure(model, step, device)["eval_s"]
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4g}")
@@ -247,9 +257,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         bar.close()
     if log is not None:
         log.close()
+    if curves is not None:
+        curves.close()
     if distributed:
         dist.barrier()  # the checkpoint is complete before any rank returns
-    seconds = time.time() - t0
+    seconds = time.time() - t0 - paused
     return dict(step=step, start_step=start_step, steps_run=step - start_step, loss=last_loss,
                 consistency=last_cons, seconds=seconds, elapsed=elapsed_before + (seconds if seen else 0.0),
                 images_per_s=seen / max(seconds, 1e-9), stopped_early=stopped_early, checkpoint=ckpt_path,
@@ -267,35 +279,19 @@ class Log:
     COLUMNS = ["step", "loss", "consistency", "lr", "images_per_s", "elapsed_s"]
 
     def __init__(self, path: str, resume_step: int | None = None):
-        kept = []
-        if resume_step is not None and os.path.exists(path):
-            with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            if rows and rows[0] == self.COLUMNS:
-                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
-        self.file = open(path, "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(self.COLUMNS)
-        self.writer.writerows(kept)
-        self.file.flush()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.board = SummaryWriter(os.path.join(os.path.dirname(path), "tensorboard"))
-        except ImportError:  # tensorboard is optional
-            self.board = None
+        self.csv = CsvLog(path, self.COLUMNS, resume_step)
+        self.board = tensorboard(os.path.dirname(path))
 
     def write(self, step, loss, cons, lr, images_per_s, elapsed) -> None:
-        self.writer.writerow([step, f"{loss:.6g}", "" if math.isnan(cons) else f"{cons:.6g}", f"{lr:.6g}",
-                              f"{images_per_s:.2f}", f"{elapsed:.1f}"])
-        self.file.flush()
+        self.csv.write([step, f"{loss:.6g}", "" if math.isnan(cons) else f"{cons:.6g}", f"{lr:.6g}",
+                        f"{images_per_s:.2f}", f"{elapsed:.1f}"])
         if self.board is not None:
             for name, value in (("loss", loss), ("consistency", cons), ("lr", lr), ("images_per_s", images_per_s)):
                 if not math.isnan(value):
                     self.board.add_scalar(f"train/{name}", value, step)
 
     def close(self) -> None:
-        self.file.close()
+        self.csv.close()
         if self.board is not None:
             self.board.close()
 
