@@ -177,7 +177,9 @@ def test_ablation_variants_parse_and_name_their_settings():
 
     fields = parse_variant("coords:0.05:stop:all:warm0.2")
     assert fields == dict(siamese=True, consistency="coords", consistency_weight=0.05, stop_gradient="both",
-                          consistency_stacks="all", consistency_warmup=0.2)
+                          consistency_stacks="all", consistency_warmup=0.2,
+                          siamese_transforms="scale,rotation,shift,flip,colour", siamese_strength=1.0,
+                          siamese_pairing="joint")
     assert variant_label(fields) == "SHR + Siamese (coords, λ 0.05, stop-grad, all stacks, warm-up 0.2)"
     with pytest.raises(ValueError, match="unknown flag"):
         parse_variant("heatmap:1:fast")
