@@ -32,6 +32,11 @@ def test_statistics_are_means_sds_and_paired_differences():
     assert "| other | shr | shr | 22.333 ± 11.060 |" in text
     assert "| +2.333 ± 1.528 | +4.667 ± 3.055 | -10.000 ± 10.000 | 10 |" in text
     assert "(reference)" in text.splitlines()[2]
+    rows = [dict(rows[0], reference=None), dict(_row("endless ref", "f", [0.04, 0.10, 0.30]), reference=REFERENCE),
+            dict(_row("siamese endless", "s", [0.05, 0.15, 0.20]), reference="endless ref")]
+    _, ref_e, siamese_e = statistics(rows)
+    assert siamese_e["diff_mean"]["test/nme"] == pytest.approx((0.01 + 0.05 - 0.10) / 3)  # to its own data's row
+    assert ref_e["diff_mean"]["test/nme"] == pytest.approx((-0.06 - 0.10 + 0.0) / 3)
     single = statistics([_row(REFERENCE, "shr", [0.1]), _row("other", "x", [0.3])])
     assert math.isnan(single[1]["diff_sd"]["test/nme"]) and single[1]["diff_mean"]["test/nme"] == pytest.approx(0.2)
     assert "| +20.000 |" in table([_row(REFERENCE, "shr", [0.1]), _row("other", "x", [0.3])])
@@ -43,13 +48,14 @@ def test_ablation_with_seeds_a_finite_set_the_endless_row_and_curves(tmp_path):
     assert cli.main(["ablation", "--crop", "64", "--steps", "2", "--batch-size", "2", "--workers", "0",
                      "--device", "cpu", "--eval-n", "4", "--out", str(out), "--seeds", "0", "1",
                      "--train-faces", "4", "--endless-row", "--no-hrnet-rows", "--eval-every", "1",
-                     "--eval-faces", "2", "--variants", "heatmap:0.1:stop=first:pair=half",
+                     "--eval-faces", "2", "--variants", "heatmap:0.1:stop=first:pair=half", "heatmap:0:endless",
                      "--curves", str(figure), "--report", str(report)]) == 0
     text = report.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ")][1:]
     assert [r.split(" | ")[0][2:] for r in rows] == [
         "SHR encode only", "SHR encode + decode", "SHR encode + decode, endless stream",
-        "SHR + Siamese (heatmap, λ 0.1, view 1 the fixed target, pairing half)", "mean shape (no model)"]
+        "SHR + Siamese (heatmap, λ 0.1, view 1 the fixed target, pairing half)",
+        "SHR + Siamese (heatmap, λ 0, endless stream)", "mean shape (no model)"]
     assert all(" ± " in r for r in rows)  # two seeds: every measure with its sd
     assert "(reference)" in rows[1] and "standard error: sd / √2" in text and "4 training faces cycled" in text
     assert "![learning curves" in text and "fig/curves.png" in text and figure.stat().st_size > 10_000
@@ -57,6 +63,10 @@ def test_ablation_with_seeds_a_finite_set_the_endless_row_and_curves(tmp_path):
         for run in ("shr", "shr-endless", "shr-siamese-heatmap-0.1-stop-first-pair-half"):
             assert (out / f"seed{seed}" / run / "curves.csv").exists()
     saved = json.loads((out / "ablation.json").read_text())
+    endless, siamese_endless = saved[2], saved[4]  # the Siamese row on the endless stream: Δ to the endless row
+    assert siamese_endless["reference"] == endless["row"] and endless["reference"] == REFERENCE
+    assert siamese_endless["diff_mean"]["test/nme"] == pytest.approx(
+        sum(a["test/nme"] - b["test/nme"] for a, b in zip(siamese_endless["per_seed"], endless["per_seed"])) / 2)
     assert saved[1]["row"] == REFERENCE and len(saved[1]["per_seed"]) == 2 and saved[1]["diff_mean"]["test/nme"] == 0
     # the endless row's runs trained on other faces than the finite set's: other weights
     a = torch.load(out / "seed0" / "shr" / "checkpoint.pt", weights_only=False)["model"]
@@ -75,6 +85,8 @@ def test_ablation_refuses_what_it_cannot_do(tmp_path, capsys):
     fails(["--seed", "1", "--seeds", "0", "1"], "--seed and --seeds: give one")
     fails(["--seeds", "0", "0"], "--seeds 0 0: a seed given twice")
     fails(["--endless-row"], "--endless-row compares the endless stream with --train-faces N")
+    fails(["--variants", "heatmap:1:endless"], "'endless' trains on the endless stream instead of --train-faces N")
+    fails(["--train-faces", "8", "--variants", "heatmap:1:endless"], "add --endless-row")
     fails(["--curves", "c.png"], "--curves draws the runs' learning curves, which --eval-every N measures")
     fails(["--variants", "heatmap:1", "heatmap:1"], "--variants heatmap:1: the same row twice")
     fails(["--batch-size", "3", "--variants", "heatmap:1:pair=half"],

@@ -20,8 +20,11 @@ with pair=half). Each model is evaluated on the fixed synthetic test set and on 
 (shr_fan.consistency_metric).
 
 With several `--seeds`, each row gives the mean ± the standard deviation over the seeds (ddof 1),
-and its paired difference to SHR encode + decode: the mean over seeds of (row - reference) of the
-same seed ± the standard deviation of those differences (the standard error is that / sqrt(n)).
+and its paired difference to SHR encode + decode on the same training data: the mean over seeds
+of (row - reference) of the same seed ± the standard deviation of those differences (the standard
+error is that / sqrt(n)). A Siamese row on the endless stream (flag `endless`) is compared with the
+endless-stream row (--endless-row, then required); the endless-stream row itself with SHR encode +
+decode on the finite set (what finite data costs).
 
 Variants (`--variants`), FORM:WEIGHT[:FLAG...], FORM heatmap or coords, WEIGHT the consistency
 weight; flags (what a variant leaves out takes the value named here, not TrainConfig's default):
@@ -201,6 +204,12 @@ def plan(base: TrainConfig, variants: list[str], *, hrnet_rows: bool = True, end
         if key in runs:
             raise UserError(f"--variants {text}: the same row twice (run folder {key})")
         fields = parse_variant(text)
+        if "train_faces" in fields and base.train_faces is None:
+            raise UserError(f"--variants {text}: 'endless' trains on the endless stream instead of --train-faces N; "
+                            "without --train-faces every row does")
+        if "train_faces" in fields and not endless_row:
+            raise UserError(f"--variants {text}: a row on the endless stream is compared with SHR encode + decode on "
+                            "the endless stream; add --endless-row")
         try:
             runs[key] = check_config(replace(base, codec="shr", **fields))
         except UserError as e:
@@ -262,7 +271,9 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str, *, seeds
         per_seed = [dict({f"{name}/{k}": v for name in sets for k, v in _scalars(results[seed, key][name][decoder])
                           .items()}, steps=trained[seed, key]["step"], seconds=trained[seed, key]["seconds"])
                     for seed in seeds]
-        out.append(dict(row=label, key=key, codec=runs[key].codec, decoder=decoder, seeds=seeds, per_seed=per_seed))
+        endless = runs[key].train_faces is None and base.train_faces is not None and label != ENDLESS_ROW
+        out.append(dict(row=label, key=key, codec=runs[key].codec, decoder=decoder, seeds=seeds, per_seed=per_seed,
+                        reference=None if label == REFERENCE else ENDLESS_ROW if endless else REFERENCE))
     out.append(dict(row="mean shape (no model)", key=None, codec="", decoder="", seeds=seeds,
                     per_seed=mean_shape_results))
     return out
@@ -270,15 +281,16 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str, *, seeds
 
 def statistics(rows: list[dict]) -> list[dict]:
     """Each row with `mean` and `sd` of every measure over its seeds (sd NaN for one seed) and,
-    for rows of a model, `diff_mean` and `diff_sd` of the paired differences to the reference row
-    (SHR encode + decode) over the same seeds."""
-    reference = next((r for r in rows if r["row"] == REFERENCE), None)
+    for rows of a model, `diff_mean` and `diff_sd` of the paired differences to its `reference`
+    row (default SHR encode + decode; the reference row itself: 0) over the same seeds."""
+    by_label = {r["row"]: r for r in rows}
     out = []
     for r in rows:
         keys = [k for k in r["per_seed"][0] if isinstance(r["per_seed"][0][k], (int, float))]
         values = {k: np.array([s[k] for s in r["per_seed"]], dtype=np.float64) for k in keys}
         stats = dict(r, mean={k: float(v.mean()) for k, v in values.items()},
                      sd={k: float(v.std(ddof=1)) if len(v) > 1 else math.nan for k, v in values.items()})
+        reference = by_label.get(r.get("reference", REFERENCE) or r["row"])
         if reference is not None and r["key"] is not None:
             diffs = {k: values[k] - np.array([s[k] for s in reference["per_seed"]]) for k, _ in DIFFERENCES}
             stats["diff_mean"] = {k: float(d.mean()) for k, d in diffs.items()}
@@ -405,8 +417,11 @@ def _main(argv: list[str]) -> int:
         if figure:
             rel = os.path.relpath(figure, os.path.dirname(os.path.abspath(args.report)))
             image = f"\n![learning curves: NME, consistency and loss on training and held-out faces]({rel})\n"
-        spread = ("; ± the sd over the seeds; Δ: the paired difference to SHR encode + decode, mean ± sd over "
-                  f"the {len(seeds)} seeds (standard error: sd / √{len(seeds)})") if len(seeds) > 1 else ""
+        endless = (" (a Siamese row on the endless stream: to the endless-stream row; that row: to SHR encode + "
+                   "decode on the finite set)") if args.endless_row else ""
+        spread = (f"; ± the sd over the seeds; Δ: the paired difference to SHR encode + decode on the same training "
+                  f"data{endless}, mean ± sd over the {len(seeds)} seeds (standard error: sd / √{len(seeds)})"
+                  if len(seeds) > 1 else f"; Δ: the difference to SHR encode + decode on the same training data{endless}")
         with open(args.report, "a") as f:
             f.write(f"\n### {machine()}, torch {torch.__version__}, {datetime.date.today()}: {title}\n\n"
                     f"`{cmd}` ({time.time() - t0:.0f} s in all; test sets of {args.eval_n} faces; NME inter-ocular, "
