@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from . import backend, consistency_metric, metrics, plots
 from .consistency_metric import VIEWS, VIEWS_SEED, ViewPairs
 from .data import Augment, FaceCrops, SyntheticFaces, apply_affine, crop_matrix, invert_affine
-from .synthetic import SynthConfig
+from .synthetic import FLIP_PERMUTATION, SynthConfig
 from .config import TrainConfig
 from .errors import UserError
 from .geometry import decode_to_crop
@@ -87,8 +87,6 @@ def _consistency(pred: np.ndarray, views_out: dict, pairs, norm: np.ndarray) -> 
 
 def _flip_permutation(pairs) -> np.ndarray:
     """The landmark scheme's flip permutation of a ViewPairs (or of its items: 68 points)."""
-    from .synthetic import FLIP_PERMUTATION
-
     return getattr(pairs, "flip_permutation", FLIP_PERMUTATION)
 
 

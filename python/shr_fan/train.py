@@ -60,9 +60,9 @@ from .errors import UserError
 from .curves import Curves
 from .factory import build_model, items_per_step, landmark_count, train_dataset
 from .geometry import heatmap_size, targets
-from .run_log import CsvLog, tensorboard
 from .losses import (FOREGROUND_THRESHOLD, check_fused_loss, consistency_loss, consistency_weight, heatmap_loss,
                      supervised_loss)
+from .run_log import CsvLog, tensorboard
 
 # The names benchmarks and older callers import from here.
 __all__ = ["TrainConfig", "train", "main", "build_model", "landmark_count", "train_dataset", "heatmap_size",
