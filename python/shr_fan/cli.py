@@ -11,7 +11,8 @@
                     [--out predictions] [--ops reference]
     shr-fan samples [--out runs/synthetic_samples.png]   a grid of synthetic faces with their landmarks
     shr-fan codec-error [--out runs/codec-study] [--quick]   the codec study (docs/codec_study.md)
-    shr-fan ablation [train options] [--variants heatmap:1 ...] [--report docs/results.md]
+    shr-fan ablation [train options] [--variants heatmap:1 ...] [--seeds 0 1 2] [--train-faces N --endless-row]
+                     [--eval-every N --curves curves.png] [--report docs/results.md]
                                                the paper's ablation (codec x decoder x Siamese)
 
 A mistake in the input (an option, a file, a checkpoint) ends with one line on stderr naming it
