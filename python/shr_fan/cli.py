@@ -149,6 +149,7 @@ def _print_eval(results: dict) -> None:
 
 
 def _quick(args, argv) -> int:
+    from .consistency_metric import VIEWS, VIEWS_SEED, describe
     from .evaluate import evaluate
     from .checkpoint import load_model
     from .train import run_from_args, summary
@@ -159,7 +160,8 @@ def _quick(args, argv) -> int:
     model, cfg = load_model(out["checkpoint"], cfg.device)
     results = evaluate(model, cfg, n=args.eval_n, device=cfg.device, ced_path=f"{cfg.out}/ced.png")
     print(f"\nSynthetic test set ({args.eval_n} faces, {cfg.crop} px crops), inter-ocular NME; the same "
-          f"heatmaps decoded by SHR and by the HRNet baseline (argmax + 1/4 shift); total {time.time() - t0:.0f} s")
+          f"heatmaps decoded by SHR and by the HRNet baseline (argmax + 1/4 shift); consistency: "
+          f"{describe(VIEWS, VIEWS_SEED)}; total {time.time() - t0:.0f} s")
     _print_eval(results)
     return 0
 
