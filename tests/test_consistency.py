@@ -129,7 +129,7 @@ def test_stop_gradient_keeps_each_view_off_its_own_target():
     order = torch.arange(2)[None]
     # identity views: with stop-gradient each term pulls only its warped side, so the gradient is
     # half of the plain one
-    C.heatmap_consistency(h_a, h_b, t, order, stop_gradient=True).backward()
+    C.heatmap_consistency(h_a, h_b, t, order, stop_gradient="both").backward()
     stopped = h_a.grad.clone()
     h_a.grad = None
     C.heatmap_consistency(h_a, h_b, t, order).backward()
@@ -176,8 +176,10 @@ def test_ablation_variants_parse_and_name_their_settings():
     from shr_fan.ablation import parse_variant, variant_label
 
     fields = parse_variant("coords:0.05:stop:all:warm0.2")
-    assert fields == dict(siamese=True, consistency="coords", consistency_weight=0.05, stop_gradient=True,
-                          consistency_stacks="all", consistency_warmup=0.2)
+    assert fields == dict(siamese=True, consistency="coords", consistency_weight=0.05, stop_gradient="both",
+                          consistency_stacks="all", consistency_warmup=0.2,
+                          siamese_transforms="scale,rotation,shift,flip,colour", siamese_strength=1.0,
+                          siamese_pairing="joint")
     assert variant_label(fields) == "SHR + Siamese (coords, λ 0.05, stop-grad, all stacks, warm-up 0.2)"
     with pytest.raises(ValueError, match="unknown flag"):
         parse_variant("heatmap:1:fast")

@@ -487,13 +487,20 @@ def test_cli_train_and_eval_on_300w_fixture(tmp_path, capsys):
 
 def test_evaluate_dataset_scores_in_image_pixels(tmp_path):
     """A perfect predictor scores 0 and a known image-pixel displacement gives its NME for each
-    normaliser (AFLW: box and diagonal), through the crop and back."""
+    normaliser (AFLW: box and diagonal), through the crop and back; either moves with the image,
+    so its transform consistency is 0 (two views of each face, AFLW's flip permutation)."""
+    from shr_fan.consistency_metric import ViewPairs
     from shr_fan.evaluate import evaluate_dataset
     from shr_fan.train import TrainConfig
 
     data, bbox, mask, ra = make_aflw(tmp_path)
     ds = aflw.AFLW19(str(tmp_path), "full", crop=128, train_size=4)  # 32 px maps: points clear of the edges
     cfg = TrainConfig(crop=128, device="cpu")
+    pairs = ViewPairs(ds)
+    # the crops in the order evaluate_dataset shows them: the faces, then both views of each face
+    crops = [(ds[i]["original"].numpy(), ds[i]["matrix"].numpy(), False) for i in range(len(ds))]
+    crops += [(p["original"][v].numpy(), p["matrix"][v].numpy(), bool(p["flip"][v]))
+              for p in (pairs[i] for i in range(len(pairs))) for v in range(2)]
 
     class Oracle(torch.nn.Module):
         """Heatmaps of the ground truth (shifted by `shift` image px), as the model would output."""
@@ -507,21 +514,22 @@ def test_evaluate_dataset_scores_in_image_pixels(tmp_path):
             from shr_fan.train import targets
             from shr_ops import codecs
 
-            items = [ds[self.calls + b] for b in range(len(images))]
+            shown = crops[self.calls:self.calls + len(images)]
             self.calls += len(images)
-            lm = torch.stack([apply_affine_t(it["original"].numpy() + self.shift, it["matrix"].numpy())
-                              for it in items])
+            lm = torch.stack([torch.from_numpy(apply_affine(o + self.shift, m)[ds.flip_permutation if f else
+                                                                               slice(None)]) for o, m, f in shown])
             return [targets(codecs.get_codec("shr"), lm, cfg)]
 
-    def apply_affine_t(p, m):
-        return torch.from_numpy(apply_affine(p, m))
-
+    assert any(f for _, _, f in crops) and not all(f for _, _, f in crops[len(ds):])
     for shift, factor in [((0.0, 0.0), 0.0), ((3.0, 4.0), 5.0)]:
-        res = evaluate_dataset(Oracle(np.array(shift)), cfg, ds, decoders=("shr",))
+        oracle = Oracle(np.array(shift))
+        res = evaluate_dataset(oracle, cfg, ds, decoders=("shr",))
+        assert oracle.calls == len(crops)
         w, h = ds.boxes[:, 2] - ds.boxes[:, 0], ds.boxes[:, 3] - ds.boxes[:, 1]
         np.testing.assert_allclose(res["box"]["shr"]["per_image"], factor / np.sqrt(w * h), atol=1e-3)
         np.testing.assert_allclose(res["diagonal"]["shr"]["per_image"], factor / np.hypot(w, h), atol=1e-3)
         assert set(res["box"]["shr"]) >= {"fr@0.07", "auc@0.07"}
+        assert res["box"]["shr"]["consistency"] < 1e-3 and res["diagonal"]["shr"]["consistency"] < 1e-3
 
 
 def test_resume_on_a_benchmark_continues_identically(tmp_path):

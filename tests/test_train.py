@@ -160,6 +160,7 @@ def test_cli_train_and_eval(tmp_path, capsys):
                      "--ced", str(tmp_path / "ced.png")]) == 0
     text = capsys.readouterr().out
     assert "| shr |" in text and "| hrnet |" in text and "| mean shape |" in text
+    assert "| consistency % |" in text and "consistency: two views per face: scale 0.9-1.1, rotation ±20°" in text
     assert (tmp_path / "ced.png").stat().st_size > 5000
 
 

@@ -6,11 +6,13 @@
                   [--dataset 300w|wflw|cofw|aflw --data-root PATH [--split train]]
     shr-fan eval --checkpoint runs/x/checkpoint.pt [--decoders shr hrnet] [--ced ced.png] [--ops reference]
                  [--dataset 300w --data-root PATH --split common [--norm inter-ocular box ...]]
+                 [--views-rotation 20 --views-scale 0.9 1.1 --views-shift 0.05 --views-flip 0.5 --views-seed 0]
     shr-fan predict IMAGE_OR_FOLDER --checkpoint C (--box X0 Y0 X1 Y1 ... | --boxes FILE | --whole-image)
                     [--out predictions] [--ops reference]
     shr-fan samples [--out runs/synthetic_samples.png]   a grid of synthetic faces with their landmarks
     shr-fan codec-error [--out runs/codec-study] [--quick]   the codec study (docs/codec_study.md)
-    shr-fan ablation [train options] [--variants heatmap:1 ...] [--report docs/results.md]
+    shr-fan ablation [train options] [--variants heatmap:1 ...] [--seeds 0 1 2] [--train-faces N --endless-row]
+                     [--eval-every N --curves curves.png] [--report docs/results.md]
                                                the paper's ablation (codec x decoder x Siamese)
 
 A mistake in the input (an option, a file, a checkpoint) ends with one line on stderr naming it
@@ -64,6 +66,7 @@ def _datasets() -> tuple:
 
 
 def build_parser() -> Parser:
+    from .consistency_metric import add_view_arguments
     from .metrics import NORMALISERS
     from .train import add_train_arguments
 
@@ -81,7 +84,10 @@ def build_parser() -> Parser:
     add_train_arguments(t)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on the fixed synthetic test set or a benchmark split",
-                       description="Evaluate a checkpoint: NME, FR, AUC per decoder, on the same heatmaps.")
+                       description="Evaluate a checkpoint: NME, FR, AUC and the transform consistency (two views "
+                                   "of each face under known random transforms, their landmarks mapped back to "
+                                   "the image: the mean distance, normalised as the NME) per decoder, on the same "
+                                   "heatmaps.")
     e.add_argument("--checkpoint", required=True, help="a checkpoint of shr-fan train (OUT/checkpoint.pt)")
     e.add_argument("--n", type=_positive_int, default=256, help="faces of the synthetic test set (default: 256)")
     e.add_argument("--decoders", nargs="+", default=["shr", "hrnet"], choices=tuple(codecs.CODEC_TABLE),
@@ -97,6 +103,7 @@ def build_parser() -> Parser:
                    "cofw test, aflw full)")
     e.add_argument("--norm", nargs="+", default=None, choices=NORMALISERS,
                    help="NME normalisers (default: the benchmark's; the first is plotted)")
+    add_view_arguments(e)
     e.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     pr = sub.add_parser("predict", help="landmarks for the faces of an image or a folder of images",
@@ -142,6 +149,7 @@ def _print_eval(results: dict) -> None:
 
 
 def _quick(args, argv) -> int:
+    from .consistency_metric import VIEWS, VIEWS_SEED, describe
     from .evaluate import evaluate
     from .checkpoint import load_model
     from .train import run_from_args, summary
@@ -152,7 +160,8 @@ def _quick(args, argv) -> int:
     model, cfg = load_model(out["checkpoint"], cfg.device)
     results = evaluate(model, cfg, n=args.eval_n, device=cfg.device, ced_path=f"{cfg.out}/ced.png")
     print(f"\nSynthetic test set ({args.eval_n} faces, {cfg.crop} px crops), inter-ocular NME; the same "
-          f"heatmaps decoded by SHR and by the HRNet baseline (argmax + 1/4 shift); total {time.time() - t0:.0f} s")
+          f"heatmaps decoded by SHR and by the HRNet baseline (argmax + 1/4 shift); consistency: "
+          f"{describe(VIEWS, VIEWS_SEED)}; total {time.time() - t0:.0f} s")
     _print_eval(results)
     return 0
 
@@ -160,8 +169,10 @@ def _quick(args, argv) -> int:
 def _eval(args) -> int:
     from . import metrics
     from .checkpoint import load_model
+    from .consistency_metric import describe, views_from_args
     from .evaluate import evaluate, evaluate_dataset, mean_crop_shape, table
 
+    views, views_seed = views_from_args(args)
     device = check_device(args.device)
     model, cfg = load_model(args.checkpoint, device)
     cfg = replace(cfg, ops=args.ops)
@@ -173,7 +184,10 @@ def _eval(args) -> int:
         if cfg.dataset != "synthetic":
             raise UserError(f"--checkpoint {args.checkpoint} was trained on {cfg.dataset} ({model.config.num_landmarks}"
                             f" landmarks); evaluate it with --dataset {cfg.dataset} --data-root PATH")
-        _print_eval(evaluate(model, cfg, n=args.n, decoders=args.decoders, device=device, ced_path=args.ced))
+        results = evaluate(model, cfg, n=args.n, decoders=args.decoders, device=device, ced_path=args.ced,
+                           views=views, views_seed=views_seed)
+        print(f"Synthetic test set ({args.n} faces), inter-ocular NME; consistency: {describe(views, views_seed)}")
+        _print_eval(results)
         return 0
     from .datasets import get_dataset, get_spec
 
@@ -196,7 +210,9 @@ def _eval(args) -> int:
         print(f"(no mean-shape row: the {spec.train_split} split could not be read: {errors.one_line(e)})")
         mean_shape = None
     results = evaluate_dataset(model, cfg, ds, decoders=args.decoders, normalisers=args.norm,
-                               device=device, ced_path=args.ced, mean_shape=mean_shape)
+                               device=device, ced_path=args.ced, mean_shape=mean_shape, views=views,
+                               views_seed=views_seed)
+    print(f"consistency (normalised as the NME): {describe(views, views_seed)}")
     for norm_name, res in results.items():
         print(f"\n{args.dataset} {ds.split} ({len(ds)} faces), NME normalised by {norm_name}:")
         print(table(res, spec.ks))

@@ -24,11 +24,15 @@ from shr_ops import codecs
 
 from . import geometry
 from .backend import OPS_CHOICES
+from .consistency import STOP_GRADIENT
+from .data import TRANSFORMS
 from .errors import UserError
 from .model import PRESETS
 
 CONSISTENCY_FORMS = ("heatmap", "coords")
 CONSISTENCY_STACKS = ("last", "all")
+SIAMESE_PAIRINGS = ("joint", "separate", "half")
+MAX_SIAMESE_STRENGTH = 5.0  # the colour jitter's ±0.2 times 5 reaches ±1
 
 
 def _datasets() -> tuple:
@@ -80,8 +84,29 @@ class TrainConfig:
     consistency_weight: float = _opt(0.1, "weight of the consistency loss (the best of the CPU ablation, "
                                           "docs/results.md)")
     consistency_stacks: str = _opt("last", "stacks the consistency loss compares", choices=lambda: CONSISTENCY_STACKS)
-    stop_gradient: bool = _opt(True, "the view compared against is a fixed target in the consistency loss")
+    stop_gradient: str = _opt("both", "fixed targets of the consistency loss (their gradient stopped): both (each "
+                                      "view a fixed target for the other), none (both views pulled toward each "
+                                      "other), first or second (that view a fixed teacher; only the other learns "
+                                      "from it)", choices=lambda: STOP_GRADIENT)
     consistency_warmup: float = _opt(0.0, "fraction of the steps over which the consistency weight ramps up from 0")
+    siamese_transforms: str = _opt(",".join(TRANSFORMS), "the transforms in which a Siamese pair's second view "
+                                   "differs from its first, comma-separated (drawn afresh; the others are copied "
+                                   "from the first view)", shown="all: " + ",".join(TRANSFORMS))
+    siamese_strength: float = _opt(1.0, "the second view's fresh transforms are drawn from the augmentation's "
+                                        "ranges times this (rotation, shift, colour, the scale's distance from 1; "
+                                        f"at most {MAX_SIAMESE_STRENGTH:g}); 1: both views drawn alike")
+    siamese_pairing: str = _opt("joint", "joint: B faces x 2 views in one forward pass of 2B crops (one batch-norm "
+                                         "batch); separate: the two views in two passes of B crops; half: B/2 faces "
+                                         "x 2 views, one pass of B crops (a plain step's compute)",
+                                choices=lambda: SIAMESE_PAIRINGS)
+    train_faces: int | None = _opt(None, "train on this many synthetic faces (the first of the stream), cycled "
+                                         "epoch after epoch: each epoch in a new order, augmentations drawn afresh "
+                                         "on every visit (data.EpochCycle)", shown="none: an endless stream of new "
+                                                                                 "faces")
+    eval_every: int | None = _opt(None, "every this many steps (and at the first and last), loss, NME and "
+                                        "transform consistency on --eval-faces training faces and as many held-out "
+                                        "ones, written to OUT/curves.csv (shr_fan.curves)", shown="none")
+    eval_faces: int = _opt(64, "faces of each of the two sets --eval-every measures")
     dataset: str = _opt("synthetic", "training data: synthetic faces or a benchmark read from --data-root",
                         choices=_datasets)
     data_root: str | None = _opt(None, "the benchmark's folder, as distributed (README)", shown="none")
@@ -96,6 +121,9 @@ class TrainConfig:
         """The config of a checkpoint or config.json: unknown keys (a newer version's) are left out,
         missing ones (an older version's) take their defaults."""
         names = {f.name for f in fields(cls)}
+        d = dict(d)
+        if isinstance(d.get("stop_gradient"), bool):  # before the four-way choice: on meant "both"
+            d["stop_gradient"] = "both" if d["stop_gradient"] else "none"
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_dict(self) -> dict:
@@ -103,7 +131,7 @@ class TrainConfig:
 
 
 # Fields that say where and how often, not what is computed: they may change on --resume.
-RESUMABLE_CHANGES = ("out", "workers", "device", "log_every", "checkpoint_every", "time_budget")
+RESUMABLE_CHANGES = ("out", "workers", "device", "log_every", "checkpoint_every", "time_budget", "eval_every")
 # Of those, the ones that belong to one invocation: `--resume` takes them from its own command
 # line (given or not), the others from the checkpoint unless given.
 PER_INVOCATION = ("out", "device", "time_budget")
@@ -212,7 +240,8 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(cfg, f.name)
         if choices is not None and value not in choices():
             raise _bad(f.name, value, f"one of {', '.join(choices())}")
-    for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+    optional = [name for name in ("train_faces", "eval_every") if getattr(cfg, name) is not None]
+    for name in ("steps", "batch_size", "log_every", "checkpoint_every", "eval_faces", *optional):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise _bad(name, value, "an integer > 0")
@@ -233,6 +262,13 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise _bad("time_budget", cfg.time_budget, "a number of seconds >= 0")
     if not 0.0 <= cfg.consistency_warmup <= 1.0:
         raise _bad("consistency_warmup", cfg.consistency_warmup, "a fraction of the steps in [0, 1]")
+    siamese_transforms(cfg.siamese_transforms)
+    if not (isinstance(cfg.siamese_strength, (int, float)) and math.isfinite(cfg.siamese_strength)
+            and 0 < cfg.siamese_strength <= MAX_SIAMESE_STRENGTH):
+        raise _bad("siamese_strength", cfg.siamese_strength, f"a number in (0, {MAX_SIAMESE_STRENGTH:g}]")
+    if cfg.siamese and cfg.siamese_pairing == "half" and cfg.batch_size % 2:
+        raise UserError(f"--siamese-pairing half: --batch-size {cfg.batch_size} must be even (B/2 faces, two views "
+                        "each)")
     geometry.check_crop(cfg.crop, PRESETS[cfg.preset], cfg.preset)
     if cfg.fused_loss:
         encoder = codecs.CODEC_TABLE[cfg.codec][0]
@@ -245,6 +281,12 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
             if getattr(cfg, name) is not None:
                 raise UserError(f"{flag(name)} is for a benchmark --dataset; the synthetic faces have none")
     else:
+        if cfg.train_faces is not None:
+            raise UserError(f"--train-faces is for the synthetic faces; --dataset {cfg.dataset}'s training split is "
+                            "a finite set already")
+        if cfg.eval_every is not None:
+            raise UserError(f"--eval-every measures on synthetic held-out faces, not --dataset {cfg.dataset}'s; "
+                            "evaluate its checkpoints with shr-fan eval --dataset")
         from .datasets import get_spec
 
         spec = get_spec(cfg.dataset)
@@ -255,6 +297,19 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
             raise _bad("split", cfg.split, f"a split of {cfg.dataset}: one of {', '.join(spec.splits)}")
     check_device(cfg.device)
     return cfg
+
+
+def siamese_transforms(text: str, what: str | None = None) -> tuple:
+    """The transforms of a comma-separated list (TrainConfig.siamese_transforms), in TRANSFORMS'
+    order; UserError naming `what` (default: --siamese-transforms TEXT) for an empty list, an
+    unknown name or a repeated one."""
+    names = [t.strip() for t in str(text).split(",")] if str(text).strip() else []
+    unknown = [t for t in names if t not in TRANSFORMS]
+    if not names or unknown or len(set(names)) != len(names):
+        why = f"unknown {unknown[0]!r}" if unknown else "empty" if not names else "a name repeated"
+        what = what if what is not None else f"--siamese-transforms {text}"
+        raise UserError(f"{what}: expected a comma-separated list of {', '.join(TRANSFORMS)} ({why})")
+    return tuple(t for t in TRANSFORMS if t in names)
 
 
 def config_differences(saved: TrainConfig, wanted: TrainConfig, ignore=RESUMABLE_CHANGES) -> list[str]:

@@ -20,8 +20,10 @@ Two forms of the loss, both symmetric in the views (a -> b and b -> a, averaged)
   supervised loss;
 - coords: both views decoded by the differentiable shr_ops.decode, view a's coordinates mapped by
   T_ab, and the Euclidean distance to view b's (heatmap pixels), averaged over landmarks.
-`stop_gradient=True` treats the view being compared against as a fixed target (each view learns
-from the other's prediction but is not pulled by its own); False lets both sides move.
+`stop_gradient` says which views are fixed targets (detached, so the gradient stops there) in both
+terms: "both" (in each term the view compared against is a fixed target: each view learns from
+the other's prediction but is not pulled by its own), "none" (both sides move), "first" or
+"second" (that view is a fixed teacher in both terms; only the other view learns from it).
 """
 from __future__ import annotations
 
@@ -96,16 +98,30 @@ def warp_heatmaps(heatmaps: Tensor, transform: Tensor) -> tuple[Tensor, Tensor]:
     return warped, valid[:, None]
 
 
+# Which views of a pair are fixed targets (their gradient stopped): TrainConfig.stop_gradient.
+STOP_GRADIENT = ("none", "both", "first", "second")
+
+
+def _detached(stop_gradient: str) -> tuple[bool, bool, bool, bool]:
+    """(a in a->b, b in a->b, b in b->a, a in b->a): which side of each one-way term is detached."""
+    if stop_gradient not in STOP_GRADIENT:
+        raise ValueError(f"stop_gradient must be one of {', '.join(STOP_GRADIENT)}, got {stop_gradient!r}")
+    if stop_gradient == "both":  # the target of each term
+        return False, True, False, True
+    first, second = stop_gradient == "first", stop_gradient == "second"
+    return first, second, second, first
+
+
 def _gather_channels(x: Tensor, order: Tensor) -> Tensor:
     index = order.view(*order.shape, *([1] * (x.dim() - 2))).expand_as(x)
     return torch.gather(x, 1, index)
 
 
-def _one_way_heatmap(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, stop_gradient: bool,
+def _one_way_heatmap(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, detach_a: bool, detach_b: bool,
                      foreground_weight: float, threshold: float) -> Tensor:
-    warped, valid = warp_heatmaps(h_a, t_ab)
+    warped, valid = warp_heatmaps(h_a.detach() if detach_a else h_a, t_ab)
     aligned = _gather_channels(warped, order)
-    target = h_b.detach() if stop_gradient else h_b
+    target = h_b.detach() if detach_b else h_b
     weight = valid.to(aligned.dtype)
     if foreground_weight != 1.0:
         peak = torch.maximum(aligned.detach(), h_b.detach()) > threshold
@@ -114,32 +130,34 @@ def _one_way_heatmap(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, stop
     return (weight * (aligned - target) ** 2).sum() / count.clamp_min(1)
 
 
-def heatmap_consistency(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, *, stop_gradient: bool = False,
+def heatmap_consistency(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, *, stop_gradient: str = "none",
                         foreground_weight: float = 1.0, threshold: float = 0.1) -> Tensor:
     """Scalar: the symmetric heatmap consistency of two views' heatmaps Tensor[B, K, h, w] (float32
     or float64), t_ab Tensor[B, 3, 3] from `view_transform`, order from `channel_order`. Pixels
     where either aligned map exceeds `threshold` weigh `foreground_weight`."""
     if h_a.shape != h_b.shape or h_a.dim() != 4:
         raise ValueError(f"h_a and h_b must both be [B, K, h, w], got {tuple(h_a.shape)} and {tuple(h_b.shape)}")
+    a_ab, b_ab, b_ba, a_ba = _detached(stop_gradient)
     t_ba = torch.linalg.inv(t_ab.double())
-    ab = _one_way_heatmap(h_a, h_b, t_ab, order, stop_gradient, foreground_weight, threshold)
-    ba = _one_way_heatmap(h_b, h_a, t_ba, order, stop_gradient, foreground_weight, threshold)
+    ab = _one_way_heatmap(h_a, h_b, t_ab, order, a_ab, b_ab, foreground_weight, threshold)
+    ba = _one_way_heatmap(h_b, h_a, t_ba, order, b_ba, a_ba, foreground_weight, threshold)
     return 0.5 * (ab + ba)
 
 
-def coordinate_consistency(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, *, stop_gradient: bool = False,
+def coordinate_consistency(h_a: Tensor, h_b: Tensor, t_ab: Tensor, order: Tensor, *, stop_gradient: str = "none",
                            mask: Tensor | None = None, decode=shr_ops.decode) -> Tensor:
     """Scalar: the symmetric distance (heatmap pixels) between view b's decoded landmarks and view
     a's mapped by t_ab (and the other way round), decoded with the differentiable shr_ops.decode.
     `mask` Tensor[B, K] bool (in view b's channel order) keeps only those landmarks (e.g. inside
     both frames). `decode`: the decoder (shr_ops.decode, or a backend's: shr_fan.backend)."""
+    a_ab, b_ab, b_ba, a_ba = _detached(stop_gradient)
     c_a = decode(h_a if h_a.dtype == torch.float64 else h_a.float()).double()
     c_b = decode(h_b if h_b.dtype == torch.float64 else h_b.float()).double()
     t_ba = torch.linalg.inv(t_ab.double())
-    ab = _gather_channels(transform_points(c_a, t_ab), order)
-    ba = _gather_channels(transform_points(c_b, t_ba), order)
-    da = torch.linalg.vector_norm(ab - (c_b.detach() if stop_gradient else c_b), dim=-1)
-    db = torch.linalg.vector_norm(ba - (c_a.detach() if stop_gradient else c_a), dim=-1)
+    ab = _gather_channels(transform_points(c_a.detach() if a_ab else c_a, t_ab), order)
+    ba = _gather_channels(transform_points(c_b.detach() if b_ba else c_b, t_ba), order)
+    da = torch.linalg.vector_norm(ab - (c_b.detach() if b_ab else c_b), dim=-1)
+    db = torch.linalg.vector_norm(ba - (c_a.detach() if a_ba else c_a), dim=-1)
     if mask is None:
         return (0.5 * (da.mean() + db.mean())).to(h_a.dtype)
     m_b = mask.to(da.dtype)

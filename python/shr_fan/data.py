@@ -63,8 +63,18 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
+# The transforms of an augmentation, by name (TrainConfig.siamese_transforms), and the keys of
+# Augment.draw's result that hold each one's draws.
+TRANSFORMS = ("scale", "rotation", "shift", "flip", "colour")
+_DRAW_KEYS = dict(scale="scale", rotation="rotation_deg", shift="shift", flip="flip", colour="colour")
+
+
 @dataclass(frozen=True)
 class Augment:
+    """A random crop transform: scale in [scale[0], scale[1]] (crop side / scale), rotation in
+    ±rotation_deg, shift in ±shift of the crop side (each axis), horizontal flip with probability
+    flip_prob, colour jitter of ±colour (brightness, contrast, per-channel gain)."""
+
     scale: tuple = (0.9, 1.1)
     rotation_deg: float = 20.0
     shift: float = 0.05
@@ -72,8 +82,49 @@ class Augment:
     colour: float = 0.2  # brightness / contrast / per-channel gain spread
 
     def sample(self, rng: np.random.Generator) -> dict:
+        """The geometric draws: crop_matrix's keyword arguments."""
         return dict(scale=rng.uniform(*self.scale), rotation_deg=rng.uniform(-self.rotation_deg, self.rotation_deg),
                     shift=tuple(rng.uniform(-self.shift, self.shift, 2)), flip=bool(rng.random() < self.flip_prob))
+
+    def sample_colour(self, rng: np.random.Generator) -> dict | None:
+        """The colour jitter's draws (per-channel gain, contrast, brightness), None without jitter."""
+        if self.colour <= 0:
+            return None
+        a = self.colour
+        gain = rng.uniform(1 - a, 1 + a, (3, 1, 1))
+        contrast = rng.uniform(1 - a, 1 + a)
+        return dict(gain=gain, contrast=contrast, brightness=rng.uniform(-a, a) / 2)
+
+    def draw(self, rng: np.random.Generator) -> dict:
+        """Every draw of one crop: the geometric ones (`sample`) and colour (`sample_colour`)."""
+        return dict(self.sample(rng), colour=self.sample_colour(rng))
+
+    def scaled(self, strength: float) -> "Augment":
+        """The same augmentation with its ranges times `strength`: rotation, shift, colour and the
+        scale range's distance from 1 (the flip probability is kept)."""
+        lo, hi = self.scale
+        return Augment(scale=(1 - (1 - lo) * strength, 1 + (hi - 1) * strength),
+                       rotation_deg=self.rotation_deg * strength, shift=self.shift * strength,
+                       flip_prob=self.flip_prob, colour=self.colour * strength)
+
+
+@dataclass(frozen=True)
+class SiameseViews:
+    """How the second view of a Siamese pair is drawn: the transforms named in `transforms` (of
+    TRANSFORMS) afresh, from the augmentation with its ranges times `strength`; the others are
+    copied from the first view. The first view is drawn as a single crop would be, and the second
+    view's draws always consume the same random numbers, so the first views (the supervised data)
+    do not depend on these settings. The default (every transform afresh, strength 1) gives two
+    independent crops."""
+
+    transforms: tuple = TRANSFORMS
+    strength: float = 1.0
+
+    def second(self, augment: Augment, first: dict, rng: np.random.Generator) -> dict:
+        """The second view's draws, given the first view's (`Augment.draw`)."""
+        fresh = (augment if self.strength == 1.0 else augment.scaled(self.strength)).draw(rng)
+        kept = {_DRAW_KEYS[t] for t in TRANSFORMS if t not in self.transforms}
+        return {key: first[key] if key in kept else value for key, value in fresh.items()}
 
 
 def to_tensor(image_bgr: np.ndarray) -> torch.Tensor:
@@ -87,17 +138,19 @@ def sample_seed(base: int, index: int) -> int:
     return int(np.random.SeedSequence([base, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def colour_jitter(tensor: torch.Tensor, amount: float, rng: np.random.Generator) -> torch.Tensor:
-    """Brightness, contrast and per-channel gain, each drawn within +-amount."""
-    gain = torch.from_numpy(rng.uniform(1 - amount, 1 + amount, (3, 1, 1))).float()
-    tensor = ((tensor - 0.5) * rng.uniform(1 - amount, 1 + amount) + 0.5 + rng.uniform(-amount, amount) / 2) * gain
+def apply_colour(tensor: torch.Tensor, colour: dict) -> torch.Tensor:
+    """Brightness, contrast and per-channel gain of Augment.sample_colour's draws."""
+    gain = torch.from_numpy(colour["gain"]).float()
+    tensor = ((tensor - 0.5) * colour["contrast"] + 0.5 + colour["brightness"]) * gain
     return tensor.clamp_(0.0, 1.0)
 
 
 def crop_sample(image: np.ndarray, points: np.ndarray, box: np.ndarray, crop: int, rng: np.random.Generator,
-                augment: Augment | None, flip_permutation: np.ndarray, visible: np.ndarray | None = None) -> dict:
+                augment: Augment | None, flip_permutation: np.ndarray, visible: np.ndarray | None = None, *,
+                draws: dict | None = None) -> dict:
     """One training/test sample: the face in `box` cut out by a continuous affine crop (with a
-    random augmentation drawn from `rng` when `augment` is given).
+    random augmentation drawn from `rng` when `augment` is given, or the augmentation's draws
+    `draws` (Augment.draw) when the caller has drawn them).
 
     Returns dict(image Tensor[3, crop, crop] float32 RGB in [0, 1], landmarks Tensor[K, 2] float64
     in crop pixels (NaN stays NaN), matrix Tensor[2, 3] float64 image -> crop, original
@@ -111,15 +164,17 @@ def crop_sample(image: np.ndarray, points: np.ndarray, box: np.ndarray, crop: in
     points (visible False, finite coordinates) are trained and scored like the others, as the
     benchmarks do.
     """
-    params = augment.sample(rng) if augment else {}
+    if draws is None:
+        draws = augment.draw(rng) if augment else {}
+    params = {key: value for key, value in draws.items() if key != "colour"}
     matrix = crop_matrix(box, crop, **params)
     lm = apply_affine(points, matrix)
     vis = np.isfinite(points).all(-1) & (True if visible is None else np.asarray(visible, dtype=bool))
     if params.get("flip"):
         lm, vis = lm[flip_permutation], vis[flip_permutation]
     tensor = to_tensor(warp(image, matrix, crop))
-    if augment and augment.colour > 0:
-        tensor = colour_jitter(tensor, augment.colour, rng)
+    if draws.get("colour") is not None:
+        tensor = apply_colour(tensor, draws["colour"])
     return dict(image=tensor, landmarks=torch.from_numpy(lm), matrix=torch.from_numpy(matrix),
                 original=torch.from_numpy(np.asarray(points, dtype=np.float64)), visible=torch.from_numpy(vis),
                 flip=torch.tensor(bool(params.get("flip", False))))
@@ -132,18 +187,20 @@ class FaceCrops(Dataset):
     integers), box [x0, y0, x1, y1], seed of its random augmentation). Items are crops from
     `crop_sample`, a function of the index (and the dataset's seed) alone.
 
-    With `views=2` (Siamese training) an item holds two crops of the same face under two
-    independent augmentations, every entry stacked on a new first axis (image [2, 3, S, S],
-    landmarks [2, K, 2], matrix [2, 2, 3], flip [2], ...).
+    With `views=2` (Siamese training) an item holds two crops of the same face, the second drawn
+    as `siamese` says (SiameseViews; default: two independent augmentations), every entry stacked
+    on a new first axis (image [2, 3, S, S], landmarks [2, K, 2], matrix [2, 2, 3], flip [2], ...).
     """
 
     num_landmarks: int = 68
     flip_permutation: np.ndarray = synthetic.FLIP_PERMUTATION
 
-    def __init__(self, *, crop: int = 256, augment: Augment | None = None, views: int = 1):
+    def __init__(self, *, crop: int = 256, augment: Augment | None = None, views: int = 1,
+                 siamese: SiameseViews | None = None):
         if views not in (1, 2):
             raise ValueError(f"views must be 1 or 2, got {views}")
         self.crop, self.augment, self.views = crop, augment, views
+        self.siamese = siamese if siamese is not None else SiameseViews()
 
     def face(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         raise NotImplementedError
@@ -157,8 +214,11 @@ class FaceCrops(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         image, points, box, seed = self.face(index)
         rng = np.random.default_rng(seed ^ 0x5EED)
+        first = self.augment.draw(rng) if self.augment else {}
+        draws = [first] if self.views == 1 else [first, self.siamese.second(self.augment, first, rng)
+                                                 if self.augment else {}]
         items = [crop_sample(image, points, box, self.crop, rng, self.augment, self.flip_permutation,
-                             self.visibility(index)) for _ in range(self.views)]
+                             self.visibility(index), draws=d) for d in draws]
         if self.views == 1:
             return items[0]
         return {key: torch.stack([item[key] for item in items]) for key in items[0]}
@@ -170,15 +230,21 @@ class EpochCycle(FaceCrops):
     e = i // n from (seed, e), and its augmentation is seeded by (seed, i), so every epoch sees the
     faces in a new order with new augmentations, and item i is a function of (seed, i) alone (an
     exact --resume). Crop size, augmentation and landmark scheme are those of `faces`.
+
+    `cache`: keep every face `faces` gives (image, points, box) in memory once read, so later
+    epochs only crop it (for rendered synthetic faces: about 200 KB a 256 px face, per DataLoader
+    worker; not for a benchmark's full-size photos).
     """
 
-    def __init__(self, faces: FaceCrops, length: int, *, seed: int = 0, views: int = 1):
-        super().__init__(crop=faces.crop, augment=faces.augment, views=views)
+    def __init__(self, faces: FaceCrops, length: int, *, seed: int = 0, views: int = 1,
+                 siamese: SiameseViews | None = None, cache: bool = False):
+        super().__init__(crop=faces.crop, augment=faces.augment, views=views, siamese=siamese)
         if len(faces) == 0:
             raise ValueError("EpochCycle: the dataset holds no faces")
         self.faces, self.length, self.seed = faces, length, seed
         self.num_landmarks, self.flip_permutation = faces.num_landmarks, faces.flip_permutation
         self._perm_epoch, self._perm = -1, None
+        self._cache = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
@@ -192,7 +258,13 @@ class EpochCycle(FaceCrops):
         return int(self._perm[offset])
 
     def face(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        image, points, box, _ = self.faces.face(self.source_index(index))
+        source = self.source_index(index)
+        if self._cache is None:
+            image, points, box, _ = self.faces.face(source)
+        else:
+            if source not in self._cache:
+                self._cache[source] = self.faces.face(source)[:3]
+            image, points, box = self._cache[source]
         return image, points, box, sample_seed(self.seed, index)
 
     def visibility(self, index: int) -> np.ndarray | None:
@@ -206,8 +278,9 @@ class SyntheticFaces(FaceCrops):
     """
 
     def __init__(self, length: int, *, seed: int = 0, crop: int = 256, render_size: int = 256,
-                 augment: Augment | None = None, synth: synthetic.SynthConfig | None = None, views: int = 1):
-        super().__init__(crop=crop, augment=augment, views=views)
+                 augment: Augment | None = None, synth: synthetic.SynthConfig | None = None, views: int = 1,
+                 siamese: SiameseViews | None = None):
+        super().__init__(crop=crop, augment=augment, views=views, siamese=siamese)
         self.length, self.seed = length, seed
         self.synth = synth or synthetic.SynthConfig(size=render_size)
 

@@ -1,20 +1,23 @@
-"""Evaluation: NME, FR@k, AUC@k and per-landmark error for each decoder, and a CED plot, on the
-fixed synthetic test set (inter-ocular NME, against the mean-shape baseline) or on a benchmark's
-test split (`evaluate_dataset`: the benchmark's normalisers, in image pixels)."""
+"""Evaluation: NME, FR@k, AUC@k, per-landmark error and the transform consistency
+(shr_fan.consistency_metric) for each decoder, and a CED plot, on the fixed synthetic test set
+(inter-ocular NME, against the mean-shape baseline) or on a benchmark's test split
+(`evaluate_dataset`: the benchmark's normalisers, in image pixels)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from . import backend, metrics, plots
+from . import backend, consistency_metric, metrics, plots
+from .consistency_metric import VIEWS, VIEWS_SEED, ViewPairs
 from .data import Augment, FaceCrops, SyntheticFaces, apply_affine, crop_matrix, invert_affine
-from .synthetic import SynthConfig
+from .synthetic import FLIP_PERMUTATION, SynthConfig
 from .config import TrainConfig
 from .errors import UserError
 from .geometry import decode_to_crop
 
 TEST_SEED = 1_000_003  # the fixed synthetic test set: disjoint from any training seed below 10^6
+# (TEST_SEED + 1: the hard test set; TEST_SEED + 2: the held-out faces of the learning curves, shr_fan.curves)
 
 
 @torch.no_grad()
@@ -41,25 +44,50 @@ def hard_test_set(n: int, crop: int) -> SyntheticFaces:
 
 def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet"), batch_size: int = 32,
              device: str | torch.device = "cpu", workers: int = 0, ced_path: str | None = None,
-             test: FaceCrops | None = None, mean_shape: np.ndarray | None = None) -> dict:
-    """{name: metrics.summary(...)} for each decoder (codec names of shr_ops.codecs) and for
-    'mean shape', on `test` (default: the fixed synthetic test set of n faces; any sequence of
-    items works). Predictions and ground truth are in crop pixels (NME is scale-free).
-    `mean_shape` [K, 2]: the baseline's prediction when the caller already has it (default:
-    mean_shape_baseline(cfg))."""
+             test: FaceCrops | None = None, mean_shape: np.ndarray | None = None, pairs=None,
+             views=VIEWS, views_seed: int = VIEWS_SEED) -> dict:
+    """{name: metrics.summary(...) and consistency_metric.summary(...)} for each decoder (codec
+    names of shr_ops.codecs) and for 'mean shape', on `test` (default: the fixed synthetic test
+    set of n faces; any sequence of items works). Predictions and ground truth are in crop pixels
+    (NME is scale-free). `mean_shape` [K, 2]: the baseline's prediction when the caller already
+    has it (default: mean_shape_baseline(cfg)). The transform consistency is measured on `pairs`
+    (ViewPairs or its items; default: ViewPairs(test, views, views_seed), which needs `test` to be
+    a dataset, not a list of items)."""
     test = test if test is not None else SyntheticFaces(n, seed=TEST_SEED, crop=cfg.crop, augment=None)
+    if pairs is None:
+        if not isinstance(test, FaceCrops):
+            raise ValueError("evaluate: with `test` given as items, give the consistency metric's `pairs` too")
+        pairs = ViewPairs(test, views, views_seed)
     loader = DataLoader(test, batch_size=batch_size, shuffle=False, num_workers=workers)
     heat, gt = predict_heatmaps(model.to(device).eval(), loader, device)
     norm = metrics.inter_ocular(gt)
+    codecs = {name: backend.get_codec(name, cfg.sigma, cfg.ops) for name in decoders}
+    views_out = consistency_metric.predict_pairs(model, pairs, codecs, cfg, device=device, batch_size=batch_size,
+                                                 workers=workers)
+    pair_norm = metrics.inter_ocular(views_out["original"])
     results = {}
-    for name in decoders:
-        pred = decode_to_crop(backend.get_codec(name, cfg.sigma, cfg.ops), heat, cfg).numpy()
-        results[name] = metrics.summary(pred, gt, norm)
-    mean_pred = np.broadcast_to(mean_shape_baseline(cfg) if mean_shape is None else mean_shape, gt.shape)
-    results["mean shape"] = metrics.summary(mean_pred, gt, norm)
+    for name, codec in codecs.items():
+        pred = decode_to_crop(codec, heat, cfg).numpy()
+        results[name] = dict(metrics.summary(pred, gt, norm), **_consistency(views_out["pred"][name], views_out,
+                                                                              pairs, pair_norm))
+    mean_shape = mean_shape_baseline(cfg) if mean_shape is None else mean_shape
+    mean_views = np.broadcast_to(mean_shape, (len(pair_norm), 2, *mean_shape.shape))
+    results["mean shape"] = dict(metrics.summary(np.broadcast_to(mean_shape, gt.shape), gt, norm),
+                                 **_consistency(mean_views, views_out, pairs, pair_norm))
     if ced_path:
         write_ced(results, gt, ced_path)
     return results
+
+
+def _consistency(pred: np.ndarray, views_out: dict, pairs, norm: np.ndarray) -> dict:
+    perm = _flip_permutation(pairs)
+    return consistency_metric.summary(consistency_metric.pair_errors(pred, views_out["matrix"], views_out["flip"],
+                                                                     perm, norm))
+
+
+def _flip_permutation(pairs) -> np.ndarray:
+    """The landmark scheme's flip permutation of a ViewPairs (or of its items: 68 points)."""
+    return getattr(pairs, "flip_permutation", FLIP_PERMUTATION)
 
 
 def mean_crop_shape(dataset) -> np.ndarray:
@@ -72,8 +100,11 @@ def mean_crop_shape(dataset) -> np.ndarray:
 @torch.no_grad()
 def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrnet"), normalisers=None, ks=None,
                      batch_size: int = 32, device: str | torch.device = "cpu", workers: int = 0,
-                     ced_path: str | None = None, mean_shape: np.ndarray | None = None) -> dict:
-    """{normaliser: {decoder: metrics.summary(...)}} on a benchmark split (shr_fan.datasets).
+                     ced_path: str | None = None, mean_shape: np.ndarray | None = None, views=VIEWS,
+                     views_seed: int = VIEWS_SEED) -> dict:
+    """{normaliser: {decoder: metrics.summary(...) and consistency_metric.summary(...)}} on a
+    benchmark split (shr_fan.datasets); the transform consistency on ViewPairs(dataset, views,
+    views_seed), normalised by each normaliser of the face's annotation.
 
     Each face is cropped as in training (no augmentation), the heatmaps decoded to crop pixels and
     mapped back to image pixels by the inverse crop matrix, and scored there against the
@@ -101,16 +132,24 @@ def evaluate_dataset(model, cfg: TrainConfig, dataset, *, decoders=("shr", "hrne
         gt.append(batch["original"].numpy())
     heat, matrices, gt = torch.cat(heat), np.concatenate(matrices), np.concatenate(gt)
     boxes = np.stack([dataset.annotation_box(i) for i in range(len(dataset))])
-    preds = {}
-    for name in decoders:
-        crop_pts = decode_to_crop(backend.get_codec(name, cfg.sigma, cfg.ops), heat, cfg).numpy()
+    codecs = {name: backend.get_codec(name, cfg.sigma, cfg.ops) for name in decoders}
+    pairs = ViewPairs(dataset, views, views_seed)
+    views_out = consistency_metric.predict_pairs(model, pairs, codecs, cfg, device=device, batch_size=batch_size,
+                                                 workers=workers)
+    preds, view_preds = {}, dict(views_out["pred"])
+    for name, codec in codecs.items():
+        crop_pts = decode_to_crop(codec, heat, cfg).numpy()
         preds[name] = np.stack([apply_affine(p, invert_affine(m)) for p, m in zip(crop_pts, matrices)])
     if mean_shape is not None:
         preds["mean shape"] = np.stack([apply_affine(mean_shape, invert_affine(m)) for m in matrices])
+        view_preds["mean shape"] = np.broadcast_to(mean_shape, (len(pairs), 2, *mean_shape.shape))
     results = {}
     for norm_name in normalisers:
         norm = metrics.normaliser(norm_name, gt, boxes)
-        results[norm_name] = {name: metrics.summary(p, gt, norm, ks=ks) for name, p in preds.items()}
+        pair_norm = metrics.normaliser(norm_name, views_out["original"], boxes)
+        results[norm_name] = {name: dict(metrics.summary(p, gt, norm, ks=ks),
+                                         **_consistency(view_preds[name], views_out, pairs, pair_norm))
+                              for name, p in preds.items()}
     if ced_path:
         write_ced(results[normalisers[0]], gt, ced_path, k=max(ks), label=f"NME ({normalisers[0]})")
     return results
@@ -129,11 +168,13 @@ def write_ced(results: dict, gt: np.ndarray, path: str, k: float = 0.1, label: s
 
 
 def table(results: dict, ks=(0.08, 0.10)) -> str:
-    """A markdown table of {decoder: metrics.summary(...)}: NME, FR@k and AUC@k for each k of `ks`."""
+    """A markdown table of {decoder: metrics.summary(...) and consistency_metric.summary(...)}:
+    NME, FR@k and AUC@k for each k of `ks`, and the transform consistency."""
     head = "| decoder | NME % | " + " | ".join(f"FR@{k:g} %" for k in ks) + " | " + \
-        " | ".join(f"AUC@{k:g}" for k in ks) + " |"
-    lines = [head, "|---" * (2 + 2 * len(ks)) + "|"]
+        " | ".join(f"AUC@{k:g}" for k in ks) + " | consistency % |"
+    lines = [head, "|---" * (3 + 2 * len(ks)) + "|"]
     for name, r in results.items():
         lines.append(f"| {name} | {100 * r['nme']:.3f} | " + " | ".join(f"{100 * r[f'fr@{k:g}']:.2f}" for k in ks)
-                     + " | " + " | ".join(f"{r[f'auc@{k:g}']:.4f}" for k in ks) + " |")
+                     + " | " + " | ".join(f"{r[f'auc@{k:g}']:.4f}" for k in ks)
+                     + f" | {100 * r['consistency']:.3f} |")
     return "\n".join(lines)

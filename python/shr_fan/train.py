@@ -11,12 +11,20 @@ are written atomically (shr_fan.checkpoint); item i of step s is a function of (
 `--resume` continues the same run, refuses options that would change it, and the log continues
 without repeated rows, its elapsed time cumulative.
 
-Siamese training (`siamese=True`): every face comes as two crops under independent random
-geometric transforms (shr_fan.data, views=2); both go through the network in one batch, both get
-the supervised loss, and `consistency_weight` x the transform consistency of shr_fan.consistency
-(heatmap or coordinate form, on the last stack or all; optionally ramped up linearly from 0 over
-the first `consistency_warmup` fraction of the steps: a large weight applied from step 0 pushes
-the untrained network's outputs toward flat maps, where they stay; docs/results.md) is added.
+Siamese training (`siamese=True`): every face comes as two crops (shr_fan.data, views=2), the
+second differing from the first in `siamese_transforms` drawn afresh (default: every transform,
+two independent crops) from the augmentation's ranges times `siamese_strength`; both go through
+the network (`siamese_pairing`: in one batch of 2B crops, in two batches of B, or as B/2 faces in
+one batch of B), both get the supervised loss, and `consistency_weight` x the transform
+consistency of shr_fan.consistency (heatmap or coordinate form, on the last stack or all, with
+the fixed targets that `stop_gradient` names; optionally ramped up linearly from 0 over the first
+`consistency_warmup` fraction of the steps: a large weight applied from step 0 pushes the
+untrained network's outputs toward flat maps, where they stay; docs/results.md) is added.
+
+Finite training set (`train_faces` N): the first N synthetic faces of the stream, cycled epoch
+after epoch (data.EpochCycle), as the benchmarks are. Learning curves (`eval_every`): loss, NME
+and transform consistency on training and held-out faces at intervals, OUT/curves.csv
+(shr_fan.curves).
 
 Distributed: under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel
 (NCCL on CUDA, one GPU per process by LOCAL_RANK; gloo on the CPU); `batch_size` is per process,
@@ -28,7 +36,6 @@ refuses a different world size: the data order would change).
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -50,10 +57,12 @@ from .checkpoint import (check_weights, checkpoint_config, load_checkpoint, load
 from .config import (PER_INVOCATION, Parser, TrainConfig, add_config_arguments, check_config, config_differences,
                      config_from_args, given)
 from .errors import UserError
-from .factory import build_model, landmark_count, train_dataset
+from .curves import Curves
+from .factory import build_model, items_per_step, landmark_count, train_dataset
 from .geometry import heatmap_size, targets
 from .losses import (FOREGROUND_THRESHOLD, check_fused_loss, consistency_loss, consistency_weight, heatmap_loss,
                      supervised_loss)
+from .run_log import CsvLog, tensorboard
 
 # The names benchmarks and older callers import from here.
 __all__ = ["TrainConfig", "train", "main", "build_model", "landmark_count", "train_dataset", "heatmap_size",
@@ -120,6 +129,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     rank, world, local_rank = _world()
     distributed = world > 1
     device = torch.device(cfg.device)
+    if distributed and cfg.siamese and cfg.siamese_pairing == "separate":
+        raise UserError("--siamese-pairing separate runs two forward passes before one backward, which "
+                        "DistributedDataParallel does not allow; use joint or half under torchrun")
     ckpt_path = prepare_out(cfg, resume, overwrite)
     if distributed:
         if device.type == "cuda":
@@ -169,17 +181,23 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     if distributed:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    per_step = cfg.batch_size * world
+    items = items_per_step(cfg)  # B, or B/2 two-view items with --siamese-pairing half
+    per_step = items * world
     dataset = train_dataset(cfg, cfg.steps * per_step)
     # Items in step order: step s uses items [s * B * W, (s + 1) * B * W), so a resumed run sees the same data.
     remaining = Subset(dataset, range(step * per_step, len(dataset)))
     sampler = DistributedSampler(remaining, num_replicas=world, rank=rank, shuffle=False, drop_last=True)
-    loader = DataLoader(remaining, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+    loader = DataLoader(remaining, batch_size=items, sampler=sampler, num_workers=cfg.workers,
                         persistent_workers=False, drop_last=True, pin_memory=device.type == "cuda")
     log = Log(os.path.join(cfg.out, "log.csv"), resume_step=step if resume else None) if lead else None
+    curves = Curves(cfg, codec, os.path.join(cfg.out, "curves.csv"), resume_step=step if resume else None) \
+        if lead and cfg.eval_every is not None else None
+    if curves is not None and step == 0:
+        curves.measure(model, 0, device)
     bar = _progress_bar(cfg, step) if progress and step < cfg.steps else None
     net.train()
     t0 = time.time()
+    paused = 0.0  # seconds of curve measurements, left out of the training time
     seen, last_loss, last_cons, stopped_early = 0, math.nan, math.nan, False
     history = []  # (step, loss) of every step of this invocation
     for batch in loader if step < cfg.steps else ():
@@ -188,9 +206,13 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         images = batch["image"].to(device, non_blocking=True)
         lm = batch["landmarks"].to(device, non_blocking=True)
         if cfg.siamese:  # [B, 2, ...] -> [2B, ...]: all first views, then all second views
-            images, lm = torch.cat(images.unbind(1)), torch.cat(lm.unbind(1))
+            views = images.unbind(1)
+            images, lm = torch.cat(views), torch.cat(lm.unbind(1))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            outputs = net(images)
+            if cfg.siamese and cfg.siamese_pairing == "separate":  # each view set its own batch-norm batch
+                outputs = [torch.cat(pair) for pair in zip(net(views[0]), net(views[1]))]
+            else:
+                outputs = net(images)
         loss = supervised_loss(codec, outputs, lm, cfg)
         if cfg.siamese:
             cons = consistency_loss(outputs, batch["matrix"].to(device), batch["flip"].to(device),
@@ -208,13 +230,15 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         history.append((step, last_loss))
         if not math.isfinite(last_loss):
             raise UserError(f"training diverged at step {step}: loss = {last_loss}; lower --lr (now {cfg.lr:g})")
-        elapsed = time.time() - t0
+        elapsed = time.time() - t0 - paused
         total_seen, total_elapsed = seen_before + seen, elapsed_before + elapsed
         if step % cfg.log_every == 0 or step == cfg.steps:
             mean_loss = _all_mean(last_loss, device) if distributed else last_loss
             if log is not None:
                 log.write(step, mean_loss, last_cons, sched.get_last_lr()[0], total_seen / max(total_elapsed, 1e-9),
                           total_elapsed)
+        if curves is not None and curves.due(step):
+            paused += curves.measure(model, step, device)["eval_s"]
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4g}")
@@ -233,9 +257,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         bar.close()
     if log is not None:
         log.close()
+    if curves is not None:
+        curves.close()
     if distributed:
         dist.barrier()  # the checkpoint is complete before any rank returns
-    seconds = time.time() - t0
+    seconds = time.time() - t0 - paused
     return dict(step=step, start_step=start_step, steps_run=step - start_step, loss=last_loss,
                 consistency=last_cons, seconds=seconds, elapsed=elapsed_before + (seconds if seen else 0.0),
                 images_per_s=seen / max(seconds, 1e-9), stopped_early=stopped_early, checkpoint=ckpt_path,
@@ -253,35 +279,19 @@ class Log:
     COLUMNS = ["step", "loss", "consistency", "lr", "images_per_s", "elapsed_s"]
 
     def __init__(self, path: str, resume_step: int | None = None):
-        kept = []
-        if resume_step is not None and os.path.exists(path):
-            with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            if rows and rows[0] == self.COLUMNS:
-                kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= resume_step]
-        self.file = open(path, "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(self.COLUMNS)
-        self.writer.writerows(kept)
-        self.file.flush()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.board = SummaryWriter(os.path.join(os.path.dirname(path), "tensorboard"))
-        except ImportError:  # tensorboard is optional
-            self.board = None
+        self.csv = CsvLog(path, self.COLUMNS, resume_step)
+        self.board = tensorboard(os.path.dirname(path))
 
     def write(self, step, loss, cons, lr, images_per_s, elapsed) -> None:
-        self.writer.writerow([step, f"{loss:.6g}", "" if math.isnan(cons) else f"{cons:.6g}", f"{lr:.6g}",
-                              f"{images_per_s:.2f}", f"{elapsed:.1f}"])
-        self.file.flush()
+        self.csv.write([step, f"{loss:.6g}", "" if math.isnan(cons) else f"{cons:.6g}", f"{lr:.6g}",
+                        f"{images_per_s:.2f}", f"{elapsed:.1f}"])
         if self.board is not None:
             for name, value in (("loss", loss), ("consistency", cons), ("lr", lr), ("images_per_s", images_per_s)):
                 if not math.isnan(value):
                     self.board.add_scalar(f"train/{name}", value, step)
 
     def close(self) -> None:
-        self.file.close()
+        self.csv.close()
         if self.board is not None:
             self.board.close()
 
