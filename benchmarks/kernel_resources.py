@@ -119,10 +119,24 @@ def dynamic_smem(kernel: str, H: int, W: int, warps: int) -> int | None:
     encode_launch_shape / loss_launch_shape: AxesView<acc_t>::bytes(H, W, scratch) =
     2 (H + W) sizeof(acc_t) + scratch, scratch = 2 kWarps values of acc_t (encode) or of double
     (loss); acc_t is the kernel's second template argument. decode_launch_shape,
-    blur_launch_shape and sum_partials_kernel's launch: 0 (static shared memory only)."""
+    blur_launch_shape and sum_partials_kernel's launch: 0 (static shared memory only).
+    decode_fused_kernel<in_t, acc_t, kCap>: decode_fused_smem = the rows pass (H W acc_t, rounded up
+    to 16 bytes) + the map (H W in_t). decode_backward_fused_kernel: BackwardSmem::of at the
+    defaults (window 9, blur 2: r = 4, rf = 6): the raw box (21 x 21 in_t), the rows pass (21 x 9
+    acc_t), the window's gradient (9 x 9 double) and its rows pass (9 x 21 double), each rounded up
+    to 16 bytes."""
     base, args = kernel.split("<")[0], template_args(kernel)
     if base in ("decode_kernel", "decode_backward_kernel", "blur_pass_kernel", "sum_partials_kernel"):
         return 0
+    if base == "decode_fused_kernel":
+        return _round_up(H * W * SIZEOF[args[1]], 16) + H * W * SIZEOF[args[0]]
+    if base == "decode_backward_fused_kernel":
+        r, rf = 4, 6
+        q = max(r, 2)
+        box, fcols = min(2 * (q + rf) + 1, H), min(2 * q + 1, W)
+        return (_round_up(box * min(2 * (q + rf) + 1, W) * SIZEOF[args[0]], 16)
+                + _round_up(box * fcols * SIZEOF[args[1]], 16) + _round_up(min(2 * r + 1, H) * min(2 * r + 1, W) * 8, 16)
+                + _round_up(min(2 * r + 1, H) * min(2 * (r + rf) + 1, W) * 8, 16))
     if base in ("encode_kernel", "encode_backward_kernel"):
         return 2 * (H + W) * SIZEOF[args[1]] + 2 * warps * SIZEOF[args[1]]
     if base in ("heatmap_loss_kernel", "heatmap_loss_backward_kernel"):
