@@ -119,6 +119,16 @@ struct GlobalValues {
   __device__ acc_t operator()(int p) const { return static_cast<acc_t>(ld(h + p)); }
 };
 
+// decode's outputs for map m (one thread writes them).
+template <typename acc_t>
+__device__ inline void write_decode_outputs(acc_t* coords, acc_t* scores, int64_t* index, int64_t m, double x,
+                                            double y, acc_t peak, int best) {
+  st(coords + 2 * m, x);
+  st(coords + 2 * m + 1, y);
+  st(scores + m, peak);
+  st(index + m, best);
+}
+
 // The fit's parameters: R, the fit box's radius (0: no fit, the soft-argmax estimate is the
 // result), the pre-filter's std, and the stop step (fit::stop_step).
 struct FitParams {
@@ -264,12 +274,7 @@ __global__ void __launch_bounds__(kThreads, 4) decode_kernel(const in_t* __restr
       y = fr.y;
     }
   }
-  if (threadIdx.x == 0) {
-    st(coords + 2 * m, x);
-    st(coords + 2 * m + 1, y);
-    st(scores + m, win.peak);
-    st(index + m, best);
-  }
+  if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, best);
 }
 
 // out: the gradient w.r.t. the maps hm, zero outside each window; raw_out (with the pre-filter;
@@ -452,12 +457,7 @@ __global__ void __launch_bounds__(kThreads, 4)
       y = fr.y;
     }
   }
-  if (threadIdx.x == 0) {
-    st(coords + 2 * m, x);
-    st(coords + 2 * m + 1, y);
-    st(scores + m, win.peak);
-    st(index + m, best);
-  }
+  if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, best);
 }
 
 // decode_backward_fused_kernel's boxes around the argmax (mi, mj), clipped to the frame: the window
