@@ -33,10 +33,12 @@ def test_landmarks_of_several_faces(checkpoint, tmp_path):
     points, scores = predictor.landmarks(image, boxes)
     assert points.shape == (2, 68, 2) and scores.shape == (2, 68)
     assert points.dtype == np.float64 and np.isfinite(points).all() and np.isfinite(scores).all()
-    # each face alone gives the same as in the batch; a path, an RGB array and a single box too
+    # each face alone gives the same as in the batch (to 1e-4 image px: a batch of one convolves with
+    # other rounding, and the decoder's Gaussian fit of a noisy peak passes that on, ~1e-5 heatmap
+    # px); a path, an RGB array and a single box too
     for i in range(2):
         alone, alone_scores = predictor.landmarks(image, boxes[i])
-        np.testing.assert_allclose(alone[0], points[i], atol=1e-6)
+        np.testing.assert_allclose(alone[0], points[i], atol=1e-4)
         np.testing.assert_allclose(alone_scores[0], scores[i], atol=1e-6)
     path = tmp_path / "two.png"
     cv2.imwrite(str(path), image)
