@@ -199,8 +199,9 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
             (flat, negative or non-finite maps) the window estimate is the result. The gradient
             is that of the fit's solution (implicit function theorem) for the coordinates, and
             flows through the filter for the score. The CPU kernel computes blurred values only
-            where the argmax can be and in the window (the CUDA kernels filter into a temporary
-            first). Default 2.0; ``None`` decodes the maps as given by the window soft-argmax
+            where the argmax can be and in the window; the CUDA kernels filter each map in shared
+            memory in one pass over memory (maps too large for it: into a temporary first).
+            Default 2.0; ``None`` decodes the maps as given by the window soft-argmax
             alone. The defaults (window 9, temperature 40, blur 2, for sigma 2 targets) and their
             errors are the codec study's (shr_ops/defaults.py, docs/codec_study.md).
             A map holding NaN decodes to NaN (coords and score), one holding +inf to NaN coords.
