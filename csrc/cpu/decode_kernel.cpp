@@ -74,6 +74,17 @@ double fit_start_lam(const in_t* h, int64_t H, int64_t W, int64_t mi, int64_t mj
   return fit::start_lam(fv, has, f.sigma);
 }
 
+// The fit of the raw map h around the window's argmax (GaussianFit::run over the box of radius R),
+// started at the window's soft-argmax estimate with the width from the filtered values (v, of the
+// filtered box vb; fit_start_lam).
+template <typename in_t, typename acc_t>
+fit::Result fit_window(GaussianFit& gf, const in_t* h, int64_t H, int64_t W, const Window<acc_t>& win,
+                       const View<acc_t>& v, const Box& vb, const Blur<acc_t>& f, Scratch<acc_t>& s,
+                       std::vector<acc_t>& tmp, int64_t R, double stop) {
+  const double lam0 = fit_start_lam(h, H, W, win.mi, win.mj, v, vb, f, s, tmp);
+  return gf.run(h, W, window_box(win.mi, win.mj, R, H, W), win.x(), win.y(), lam0, f.sigma, win.mi, win.mj, R, stop);
+}
+
 template <typename in_t, typename acc_t>
 void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* index, int64_t M, int64_t H, int64_t W,
                      int64_t r, acc_t t, const Blur<acc_t>& f) {
@@ -111,14 +122,11 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
           vb = wb;
         }
         const Window<acc_t> win(v, wb, mi, mj, t);
-        // The soft-argmax estimate, rounded to acc_t as the reference's: the fit's start, and the
-        // result where the fit is not valid.
-        x = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
-        y = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
+        x = win.x();
+        y = win.y();
         peak = win.peak;
         if (R > 0) {
-          const double lam0 = fit_start_lam(h, H, W, mi, mj, v, vb, f, s, sv);
-          const fit::Result fr = gf.run(h, W, window_box(mi, mj, R, H, W), x, y, lam0, f.sigma, mi, mj, R, stop);
+          const fit::Result fr = fit_window(gf, h, H, W, win, v, vb, f, s, sv, R, stop);
           if (fr.valid) {
             x = fr.x;
             y = fr.y;
@@ -164,13 +172,9 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
       const Box ob = wb.grown(f.r, H, W);  // back through the filter, into the window grown by its radius
       if (R > 0) {  // the forward's fit, recomputed: the same bits, so the same `valid`
         const int64_t mi = best / W, mj = best % W;
-        const Window<acc_t> win(v, wb, mi, mj, t);
-        const double x0 = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
-        const double y0 = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
-        const double lam0 = fit_start_lam(h, H, W, mi, mj, v, wb, f, s, sv);
-        const Box fb = window_box(mi, mj, R, H, W);
-        const fit::Result fr = gf.run(h, W, fb, x0, y0, lam0, f.sigma, mi, mj, R, stop);
+        const fit::Result fr = fit_window(gf, h, H, W, Window<acc_t>(v, wb, mi, mj, t), v, wb, f, s, sv, R, stop);
         if (fr.valid) {  // the coordinates' gradient goes to the raw box; the score's through the filter
+          const Box fb = window_box(mi, mj, R, H, W);
           window_grad<acc_t>(v, wb, best, W, t, 0.0, 0.0, gs[m], g.data());
           fg.assign(fb.rows() * fb.cols(), 0.0);
           gf.grad(fr, gc[2 * m], gc[2 * m + 1], fg.data());

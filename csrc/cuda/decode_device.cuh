@@ -110,6 +110,15 @@ struct WindowMoments {
     my = s[2] / s[0];
   }
   __device__ acc_t weight(acc_t v, acc_t t) const { return shr_exp(t * (v - peak)); }
+  // The soft-argmax estimate, rounded to acc_t as the reference's: the fit's start, and the result
+  // where the fit is not valid.
+  __device__ acc_t x() const { return static_cast<acc_t>(static_cast<double>(mj) + mx); }
+  __device__ acc_t y() const { return static_cast<acc_t>(static_cast<double>(mi) + my); }
+  // d (gx x + gy y) / d v at the window's pixel (i, j) of value v (scale = t / sum).
+  __device__ double grad_at(acc_t v, int i, int j, double gx, double gy, double scale, acc_t t) const {
+    const double prob = static_cast<double>(weight(v, t)) * scale;
+    return prob * (gx * (static_cast<double>(j - mj) - mx) + gy * (static_cast<double>(i - mi) - my));
+  }
 };
 
 // The values of maps in global memory, in acc_t.
@@ -205,6 +214,16 @@ __device__ inline fit::Result warp_fit(const Val& h, int W, const FitBox& b, int
   return fit::gaussian_fit(eval, x0, y0, lam0, b.cols >= 2, b.rows >= 2, fp.blur, mi, mj, fp.R, fp.stop);
 }
 
+// The fit of the raw map's values raw(p) around the window's argmax, started at its soft-argmax
+// estimate with the width from the filtered values F(p) (fit_start_lam), with one warp: all its
+// 32 lanes must call it. scratch as warp_fit's.
+template <typename Filtered, typename Raw, typename acc_t>
+__device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win, int H,
+                                              int W, const FitParams& fp, double* scratch) {
+  const double lam0 = fit_start_lam(F, H, W, win.mi, win.mj, fp.blur);
+  return warp_fit(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), win.mi, win.mj, win.x(), win.y(), lam0, fp, scratch);
+}
+
 // The gradient coefficients of a valid fit r (fit::grad_coefficients) for the upstream (gx, gy),
 // in every lane, with one warp: all its lanes must call it. scratch (shared, the warp's) holds
 // 33 * 26 doubles.
@@ -246,9 +265,9 @@ __device__ inline void warp_fit_grad(const Val& h, int W, const FitBox& b, const
 // hm: the maps the argmax, score and soft-argmax see (the pre-filtered maps with blur); raw: the
 // maps the fit reads (nullptr when fp.R is 0).
 template <typename in_t, typename raw_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads, 4) decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
-                              acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t,
-                              FitParams fp) {
+__global__ void __launch_bounds__(kThreads, 4)
+    decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
+                  acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t, FitParams fp) {
   __shared__ acc_t sv[kWarps];
   __shared__ int si[kWarps];
   __shared__ double scratch[kWarps * 3];
@@ -259,16 +278,9 @@ __global__ void __launch_bounds__(kThreads, 4) decode_kernel(const in_t* __restr
   const int best = block_argmax<in_t, acc_t>(h, H * W, sv, si);
   const GlobalValues<in_t, acc_t> val{h};
   const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);
-  // The soft-argmax estimate, rounded to acc_t as the reference's: the fit's start, and the result
-  // where the fit is not valid.
-  const acc_t sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
-  const acc_t sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
-  double x = sx, y = sy;
+  double x = win.x(), y = win.y();
   if (fp.R > 0 && threadIdx.x < 32) {  // the fit: the first warp (fp.R is the same for the block)
-    const double lam0 = fit_start_lam(val, H, W, win.mi, win.mj, fp.blur);
-    const FitBox b(win.mi, win.mj, fp.R, H, W);
-    const GlobalValues<raw_t, double> hr{raw + m * HW};
-    const fit::Result fr = warp_fit(hr, W, b, win.mi, win.mj, sx, sy, lam0, fp, fit_scratch);
+    const fit::Result fr = warp_fit_window(val, GlobalValues<raw_t, double>{raw + m * HW}, win, H, W, fp, fit_scratch);
     if (fr.valid) {
       x = fr.x;
       y = fr.y;
@@ -279,15 +291,15 @@ __global__ void __launch_bounds__(kThreads, 4) decode_kernel(const in_t* __restr
 
 // out: the gradient w.r.t. the maps hm, zero outside each window; raw_out (with the pre-filter;
 // else nullptr): the gradient w.r.t. the raw maps through a valid fit (fp.R > 0), zero outside its
-// box, and zero everywhere without a fit (the launcher filters out back and adds raw_out). A map whose index is not a pixel of the map (a
-// direct call with a bad index) gets a zero gradient and sets *bad_index to 1, which the launcher
-// turns into an error.
+// box, and zero everywhere without a fit (the launcher filters out back and adds raw_out). A map
+// whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and
+// sets *bad_index to 1, which the launcher turns into an error.
 template <typename in_t, typename raw_t, typename acc_t>
-__global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs,
-                                       const in_t* __restrict__ hm, const raw_t* __restrict__ raw,
-                                       const int64_t* __restrict__ index, in_t* __restrict__ out,
-                                       acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r,
-                                       acc_t t, FitParams fp) {
+__global__ void __launch_bounds__(kThreads, 4)
+    decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
+                           const raw_t* __restrict__ raw, const int64_t* __restrict__ index, in_t* __restrict__ out,
+                           acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
+                           FitParams fp) {
   __shared__ double scratch[kWarps * 3];
   __shared__ double fit_scratch[33 * 26];
   __shared__ int fit_valid;
@@ -311,13 +323,11 @@ __global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_
   const double g_peak = ld(gs + m);
   if (fp.R > 0) {  // the forward's fit, recomputed by the first warp: the same bits, so the same `valid`
     if (threadIdx.x < 32) {
-      const double sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
-      const double sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
-      const double lam0 = fit_start_lam(val, H, W, win.mi, win.mj, fp.blur);
-      const FitBox b(win.mi, win.mj, fp.R, H, W);
       const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
-      const fit::Result fr = warp_fit(hr, W, b, win.mi, win.mj, sx, sy, lam0, fp, fit_scratch);
-      if (fr.valid) warp_fit_grad(hr, W, b, fr, gx, gy, ro, fit_scratch);  // the coordinates' gradient: raw box
+      const fit::Result fr = warp_fit_window(val, hr, win, H, W, fp, fit_scratch);
+      if (fr.valid) {  // the coordinates' gradient: the raw box
+        warp_fit_grad(hr, W, FitBox(win.mi, win.mj, fp.R, H, W), fr, gx, gy, ro, fit_scratch);
+      }
       if (threadIdx.x == 0) fit_valid = fr.valid ? 1 : 0;
     }
     __syncthreads();
@@ -328,8 +338,7 @@ __global__ void __launch_bounds__(kThreads, 4) decode_backward_kernel(const acc_
     const int a = k / win.ww, b = k - a * win.ww;
     const int i = win.i0 + a, j = win.j0 + b;
     const int p = i * W + j;
-    const double prob = static_cast<double>(win.weight(val(p), t)) * scale;
-    double v = prob * (gx * (static_cast<double>(j - win.mj) - win.mx) + gy * (static_cast<double>(i - win.mi) - win.my));
+    double v = win.grad_at(val(p), i, j, gx, gy, scale, t);
     if (p == best) v += g_peak;
     st(o + p, v);
   }
@@ -443,15 +452,10 @@ __global__ void __launch_bounds__(kThreads, 4)
   }
   const int best = reduce_argmax(bv, bi, sv, si);
   const WindowMoments<acc_t> win(F, H, W, best, r, t, scratch);
-  const acc_t sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
-  const acc_t sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
-  double x = sx, y = sy;
+  double x = win.x(), y = win.y();
   if (fp.R > 0 && threadIdx.x < 32) {  // the fit: the first warp, on the raw map in shared memory
-    const double lam0 = fit_start_lam(F, H, W, win.mi, win.mj, fp.blur);
-    const FitBox b(win.mi, win.mj, fp.R, H, W);
     const fit::Result fr =
-        warp_fit([&](int p) { return static_cast<double>(raw[p]); }, W, b, win.mi, win.mj, sx, sy, lam0, fp,
-                 fit_scratch);
+        warp_fit_window(F, [&](int p) { return static_cast<double>(raw[p]); }, win, H, W, fp, fit_scratch);
     if (fr.valid) {
       x = fr.x;
       y = fr.y;
@@ -560,14 +564,10 @@ __global__ void __launch_bounds__(kThreads, 4)
   const double g_peak = ld(gs + m);
   if (threadIdx.x == 0) fit_state[0] = 0;
   if (fp.R > 0 && threadIdx.x < 32) {  // the forward's fit, recomputed by the first warp
-    const double sx = static_cast<acc_t>(static_cast<double>(win.mj) + win.mx);
-    const double sy = static_cast<acc_t>(static_cast<double>(win.mi) + win.my);
-    const double lam0 = fit_start_lam(F, H, W, mi, mj, fp.blur);
-    const FitBox b(mi, mj, fp.R, H, W);
-    const fit::Result fr = warp_fit(raw_at, W, b, mi, mj, sx, sy, lam0, fp, fit_scratch);
+    const fit::Result fr = warp_fit_window(F, raw_at, win, H, W, fp, fit_scratch);
     if (fr.valid) {
       double coef[4];
-      warp_fit_coefficients(raw_at, W, b, fr, gx, gy, coef, fit_scratch);
+      warp_fit_coefficients(raw_at, W, FitBox(mi, mj, fp.R, H, W), fr, gx, gy, coef, fit_scratch);
       if (threadIdx.x == 0) {
         const double state[9] = {1.0, fr.A, fr.x, fr.y, fr.lam, coef[0], coef[1], coef[2], coef[3]};
         for (int e = 0; e < 9; ++e) fit_state[e] = state[e];
@@ -580,8 +580,7 @@ __global__ void __launch_bounds__(kThreads, 4)
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < wrows * wcols; e += blockDim.x) {
     const int i = bx.wi0 + e / wcols, j = bx.wj0 + e % wcols, p = i * W + j;
-    const double prob = static_cast<double>(win.weight(F(p), t)) * scale;
-    double v = prob * (gx * (static_cast<double>(j - win.mj) - win.mx) + gy * (static_cast<double>(i - win.mi) - win.my));
+    double v = win.grad_at(F(p), i, j, gx, gy, scale, t);
     if (p == best) v += g_peak;
     g[e] = v;
   }

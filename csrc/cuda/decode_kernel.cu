@@ -16,6 +16,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../shr_ops.h"
@@ -34,6 +35,13 @@ HalfTaps<acc_t, kCap> half_taps(const std::vector<double>& taps) {
   k.r = static_cast<int>(taps.size() / 2);
   for (int e = 0; e <= k.r; ++e) k.half[e] = static_cast<acc_t>(taps[k.r + e]);
   return k;
+}
+
+// fn(std::integral_constant<int, kCap>{}) with the smaller capacity of HalfTaps that holds `taps`.
+template <typename Fn>
+decltype(auto) with_tap_capacity(const std::vector<double>& taps, Fn&& fn) {
+  if (taps.size() / 2 < static_cast<size_t>(kSmallTaps)) return fn(std::integral_constant<int, kSmallTaps>{});
+  return fn(std::integral_constant<int, kLargeTaps>{});
 }
 
 template <typename src_t, typename acc_t, int kCap>
@@ -63,11 +71,8 @@ at::Tensor blur_maps(const at::Tensor& x, double blur) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "shr_ops_blur_maps_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    if (taps.size() / 2 < static_cast<size_t>(kSmallTaps)) {
-      blur_passes<scalar_t, acc_t, kSmallTaps>(x, tmp, out, taps, stream);
-    } else {
-      blur_passes<scalar_t, acc_t, kLargeTaps>(x, tmp, out, taps, stream);
-    }
+    with_tap_capacity(taps,
+                      [&](auto cap) { blur_passes<scalar_t, acc_t, decltype(cap)::value>(x, tmp, out, taps, stream); });
   });
   return out;
 }
@@ -131,11 +136,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
     const int H = static_cast<int>(p.height), W = static_cast<int>(p.width);
     if (blur.has_value()) {
       const std::vector<double> taps = gaussian_taps(*blur);
-      if (taps.size() / 2 < static_cast<size_t>(kSmallTaps)) {
-        if (decode_fused<scalar_t, acc_t, kSmallTaps>(p, taps, r, static_cast<acc_t>(temperature), fp, stream)) return;
-      } else if (decode_fused<scalar_t, acc_t, kLargeTaps>(p, taps, r, static_cast<acc_t>(temperature), fp, stream)) {
-        return;
-      }
+      const bool fused = with_tap_capacity(taps, [&](auto cap) {
+        return decode_fused<scalar_t, acc_t, decltype(cap)::value>(p, taps, r, static_cast<acc_t>(temperature), fp,
+                                                                   stream);
+      });
+      if (fused) return;
       // Maps too large for shared memory: filtered into a temporary first, then decoded.
       const at::Tensor F = blur_maps(p.hm, *blur);
       SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<acc_t, scalar_t, acc_t>)(
@@ -179,11 +184,10 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
       const std::vector<double> taps = gaussian_taps(*blur);
       const acc_t tt = static_cast<acc_t>(temperature);
       int* flag = bad_index.mutable_data_ptr<int>();
-      if (taps.size() / 2 < static_cast<size_t>(kSmallTaps)
-              ? decode_backward_fused<scalar_t, acc_t, kSmallTaps>(p, taps, r, tt, fp, flag, stream)
-              : decode_backward_fused<scalar_t, acc_t, kLargeTaps>(p, taps, r, tt, fp, flag, stream)) {
-        return;
-      }
+      const bool fused = with_tap_capacity(taps, [&](auto cap) {
+        return decode_backward_fused<scalar_t, acc_t, decltype(cap)::value>(p, taps, r, tt, fp, flag, stream);
+      });
+      if (fused) return;
       // Boxes too large for shared memory: the gradient w.r.t. the filtered maps, filtered back.
       const at::Tensor F = blur_maps(p.hm, *blur);
       out = device_temporary(F.sizes(), F.options());

@@ -73,6 +73,11 @@ struct GaussianFit {
 
   void moments(double x, double y, double lam, fit::Moments& m) {
     tables(x, y, lam, false);
+    sums(m);
+  }
+
+  // The moments from the tables last computed (tables()).
+  void sums(fit::Moments& m) const {
     m.D[0] = dot(V0, tx.k);
     m.D[1] = dot(V0, tx.p);
     m.D[2] = dot(V1, tx.k);
@@ -106,9 +111,9 @@ struct GaussianFit {
 
   // Adds d loss / d h over the box (a valid fit r just run on it) into g (the box's rows x cols).
   void grad(const fit::Result& r, double gx, double gy, double* g) {
+    tables(r.x, r.y, r.lam, true);  // the tables at the solution, with the second-order ones
     fit::Moments m;
-    moments(r.x, r.y, r.lam, m);
-    tables(r.x, r.y, r.lam, true);  // the same tables, with the second-order ones
+    sums(m);
     fit::SecondMoments s;
     s.D2[0] = dot(V0, tx.pp);
     s.D2[1] = dot(V3, tx.k);

@@ -43,6 +43,10 @@ struct Window {
     mx = sx / s;
     my = sy / s;
   }
+  // The soft-argmax estimate, rounded to acc_t as the reference's (with the pre-filter: the fit's
+  // start, and the result where the fit is not valid).
+  acc_t x() const { return static_cast<acc_t>(static_cast<double>(mj) + mx); }
+  acc_t y() const { return static_cast<acc_t>(static_cast<double>(mi) + my); }
   // Unnormalised softmax weight; the peak is the window's maximum, so no overflow.
   template <typename v_t>
   acc_t weight(v_t v, acc_t t) const { return shr_exp(t * (static_cast<acc_t>(v) - peak)); }
