@@ -58,7 +58,7 @@ import torch
 from . import errors
 from .checkpoint import load_model
 from .config import (MAX_SIAMESE_STRENGTH, SIAMESE_PAIRINGS, STOP_GRADIENT, Parser, TrainConfig, add_config_arguments,
-                     check_config, config_from_args, given, siamese_transforms)
+                     check_config, config_from_args, given, non_negative_int, siamese_transforms)
 from .consistency_metric import VIEWS, VIEWS_SEED, ViewPairs, add_view_arguments, describe, views_from_args
 from .curves import plot_curves, read_curves
 from .data import TRANSFORMS, SyntheticFaces
@@ -357,22 +357,12 @@ def main(argv=None) -> int:
     return errors.run("shr-fan ablation", _main, list(sys.argv[1:] if argv is None else argv))
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def _main(argv: list[str]) -> int:
     p = Parser(prog="shr-fan ablation", description=__doc__)
     add_config_arguments(p, replace(TrainConfig(), out="runs/ablation"), skip=VARIANT_FIELDS)
     p.add_argument("--variants", nargs="*", default=["heatmap:1"], help=f"Siamese rows, {VARIANT_SYNTAX} (the flags: "
                    "above)")
-    p.add_argument("--seeds", nargs="+", type=_seed, default=None,
+    p.add_argument("--seeds", nargs="+", type=non_negative_int, default=None,
                    help="train every row with each of these seeds (paired: the same data and initial weights per "
                         "seed across rows); mean ± sd over them (default: --seed alone)")
     p.add_argument("--endless-row", action="store_true",

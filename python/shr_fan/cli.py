@@ -30,33 +30,13 @@ from shr_ops import codecs
 
 from . import errors
 from .backend import OPS_CHOICES
-from .config import Parser, TrainConfig, check_device, default_device
+from .config import Parser, TrainConfig, check_device, default_device, non_negative_int, positive_int
 from .errors import UserError
 
 COMMANDS = ("quick", "train", "eval", "predict", "samples", "codec-error", "ablation")
 QUICK = dict(steps=300, time_budget=270.0, out="runs/quick")
 # 300 steps of 16 crops took 126-231 s on a 2-core machine (2026-12-01) and reached NME 9.3 % against 26.6 % for
 # the mean shape; the time budget only guards slower machines.
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def _datasets() -> tuple:
@@ -76,7 +56,7 @@ def build_parser() -> Parser:
                        description="Train the tiny FAN on synthetic faces, then evaluate it with the SHR and the "
                                    "HRNet decoders against the mean shape. Starts afresh in --out on every run.")
     add_train_arguments(q, replace(TrainConfig(), **QUICK), resume=False)
-    q.add_argument("--eval-n", type=_positive_int, default=256, help="faces of the test set (default: 256)")
+    q.add_argument("--eval-n", type=positive_int, default=256, help="faces of the test set (default: 256)")
 
     t = sub.add_parser("train", help="train FAN on synthetic faces or a benchmark's training split",
                        description="Train FAN on synthetic faces or a benchmark's training split "
@@ -89,7 +69,7 @@ def build_parser() -> Parser:
                                    "the image: the mean distance, normalised as the NME) per decoder, on the same "
                                    "heatmaps.")
     e.add_argument("--checkpoint", required=True, help="a checkpoint of shr-fan train (OUT/checkpoint.pt)")
-    e.add_argument("--n", type=_positive_int, default=256, help="faces of the synthetic test set (default: 256)")
+    e.add_argument("--n", type=positive_int, default=256, help="faces of the synthetic test set (default: 256)")
     e.add_argument("--decoders", nargs="+", default=["shr", "hrnet"], choices=tuple(codecs.CODEC_TABLE),
                    help="codecs whose decoders read the heatmaps (default: shr hrnet)")
     e.add_argument("--device", default=default_device(), help="torch device (default: cuda when a GPU is visible, "
@@ -130,8 +110,8 @@ def build_parser() -> Parser:
     sm = sub.add_parser("samples", help="a PNG grid of synthetic faces with their landmarks")
     sm.add_argument("--out", default="runs/synthetic_samples.png", help="the PNG to write "
                     "(default: runs/synthetic_samples.png; the README's figure is docs/synthetic_samples.png)")
-    sm.add_argument("--n", type=_positive_int, default=16, help="faces (default: 16)")
-    sm.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the faces (default: 0)")
+    sm.add_argument("--n", type=positive_int, default=16, help="faces (default: 16)")
+    sm.add_argument("--seed", type=non_negative_int, default=0, help="seed of the faces (default: 0)")
     sm.add_argument("--debug", action="store_true", help="show the traceback of an error")
     c = sub.add_parser("codec-error", help="encode -> decode error of every codec (the codec study; see "
                                            "shr-fan codec-error -h)", add_help=False)

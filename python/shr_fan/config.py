@@ -209,6 +209,26 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
 # ------------------------------------------------------------------------------------ checks
 
 
+def _int_at_least(text: str, low: int, expected: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    return _int_at_least(text, 1, "an integer > 0")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a seed, a count that may be 0)."""
+    return _int_at_least(text, 0, "an integer >= 0")
+
+
 def _bad(name: str, value, expected: str) -> UserError:
     return UserError(f"{flag(name)} {value}: expected {expected}")
 
