@@ -14,8 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import shr_ops
-from shr_ops import defaults, reference
-from shr_ops.filters import gaussian_blur
+from shr_ops import reference
 from shr_fan import metrics
 from shr_fan.checkpoint import load_model
 from shr_fan.data import SyntheticFaces
@@ -27,8 +26,7 @@ BINS = ((0, 1), (1, 2), (2, 3), (3, 6), (6, 10), (10, 1000))
 
 def prefit(h: torch.Tensor) -> torch.Tensor:
     """The default decoder before the fit: the soft-argmax of the pre-filtered maps."""
-    F = gaussian_blur(h.double(), defaults.DEFAULT_BLUR).to(reference.compute_dtype(h.dtype))
-    return reference.decode_with_index(F, window=defaults.DEFAULT_WINDOW, temperature=defaults.DEFAULT_TEMPERATURE)[0]
+    return reference.prefiltered_soft_argmax(h)[1]
 
 
 def main(argv=None) -> int:

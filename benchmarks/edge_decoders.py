@@ -47,8 +47,7 @@ CONDITIONS = ("clean", "noise", "network", "network-exact")
 
 def prefit(h: Tensor) -> Tensor:
     """The default decoder before the fit: the soft-argmax of the pre-filtered maps."""
-    F = gaussian_blur(h.double(), DEFAULT_BLUR).to(reference.compute_dtype(h.dtype))
-    return reference.decode_with_index(F, window=DEFAULT_WINDOW, temperature=DEFAULT_TEMPERATURE)[0]
+    return reference.prefiltered_soft_argmax(h)[1]
 
 
 def decode_fit(h: Tensor, radius: int | None = None, return_info: bool = False):

@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         return 1
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([{key: r[key] for key in r} for r in rows], f, indent=1)
+            json.dump(rows, f, indent=1)
     if args.write_docs:
         DOCS.write_text(docs_sections.replace_section(DOCS.read_text() if DOCS.exists() else None, SECTION,
                                                       docs_section(rows, seconds, args.emulated_batch)))

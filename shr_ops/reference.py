@@ -126,20 +126,32 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
     return (coords, scores) if return_scores else coords
 
 
+def prefiltered_soft_argmax(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW,
+                            temperature: float = DEFAULT_TEMPERATURE, blur: float = DEFAULT_BLUR,
+                            dtype: torch.dtype | None = None):
+    """decode's first stage with the pre-filter (and its result before the Gaussian fit, issue 13):
+    (filtered maps F, soft-argmax estimate [..., K, 2], scores [..., K], index [..., K]) of the maps
+    blurred in float64 and rounded to the compute dtype of `dtype` (the maps' own dtype, by default;
+    decode_with_info passes float64 maps with their original dtype, so that they are converted once
+    and the gradient is summed in float64)."""
+    F = gaussian_blur(heatmaps.to(torch.float64), blur).to(compute_dtype(dtype or heatmaps.dtype))
+    soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
+    return F, soft, scores, index
+
+
 def decode_with_info(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
                      blur: float | None = DEFAULT_BLUR, radius: int | None = None,
                      max_iterations: int = gaussian_fit.MAX_ITERATIONS) -> tuple[Tensor, Tensor, dict]:
     """decode, with what it found: (coords, scores, info). info: index (the filtered argmax), soft
     (the soft-argmax estimate) and, with the pre-filter, the fit's valid mask, A, lam, last step and
     iterations. radius and max_iterations override the fit's (experiments: benchmarks/edge_decoders.py)."""
-    out_dtype = compute_dtype(heatmaps.dtype)
     if blur is None:
         coords, scores, index = decode_with_index(heatmaps, window=window, temperature=temperature)
         return coords, scores, dict(index=index, soft=coords)
     h64 = heatmaps.to(torch.float64)
-    F = gaussian_blur(h64, blur).to(out_dtype)
-    soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
+    F, soft, scores, index = prefiltered_soft_argmax(h64, window=window, temperature=temperature, blur=blur,
+                                                     dtype=heatmaps.dtype)
     coords, info = gaussian_fit.refine(h64, F, index, soft, window=window, blur=blur, dtype=heatmaps.dtype,
                                        radius=radius, max_iterations=max_iterations)
     info.update(index=index, soft=soft)
-    return coords.to(out_dtype), scores, info
+    return coords.to(compute_dtype(heatmaps.dtype)), scores, info
