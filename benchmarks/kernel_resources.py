@@ -119,14 +119,14 @@ def dynamic_smem(kernel: str, H: int, W: int, warps: int) -> int | None:
     encode_launch_shape / loss_launch_shape: AxesView<acc_t>::bytes(H, W, scratch) =
     2 (H + W) sizeof(acc_t) + scratch, scratch = 2 kWarps values of acc_t (encode) or of double
     (loss); acc_t is the kernel's second template argument. decode_launch_shape,
-    blur_launch_shape and sum_partials_kernel's launch: 0 (static shared memory only).
+    blur_launch_shape: 0 (static shared memory only).
     decode_fused_kernel<in_t, acc_t, kCap>: decode_fused_smem = the rows pass (H W acc_t, rounded up
     to 16 bytes) + the map (H W in_t). decode_backward_fused_kernel: BackwardSmem::of at the
     defaults (window 9, blur 2: r = 4, rf = 6): the raw box (21 x 21 in_t), the rows pass (21 x 9
     acc_t), the window's gradient (9 x 9 double) and its rows pass (9 x 21 double), each rounded up
     to 16 bytes."""
     base, args = kernel.split("<")[0], template_args(kernel)
-    if base in ("decode_kernel", "decode_backward_kernel", "blur_pass_kernel", "sum_partials_kernel"):
+    if base in ("decode_kernel", "decode_backward_kernel", "blur_pass_kernel"):
         return 0
     if base == "decode_fused_kernel":
         return _round_up(H * W * SIZEOF[args[1]], 16) + H * W * SIZEOF[args[0]]
@@ -319,8 +319,7 @@ def docs_section(rows: list[dict], info: dict) -> str:
         f"for blocks of {info['threads']} threads (`kThreads`). Dynamic shared memory is the launch shapes' "
         "formula at 64x64 maps: 2 (H + W) sizeof(acc_t) of Gaussian factors plus the reduction scratch "
         "(2 kWarps values of acc_t for encode, of double for heatmap_loss); the other kernels have static "
-        f"shared memory only.{unknown} Each block also takes 1 KiB of reserved shared memory. `sum_partials_kernel` runs "
-        "as one block, so its occupancy does not matter. Constant: the kernel's constant banks (cmem[0]: its "
+        f"shared memory only.{unknown} Each block also takes 1 KiB of reserved shared memory. Constant: the kernel's constant banks (cmem[0]: its "
         f"parameters and the driver's), {constant}.", "",
         "- nvcc: " + "; ".join(info["nvcc_version"]),
         "- arch: sm_90 (`-gencode=arch=compute_90,code=sm_90`)",

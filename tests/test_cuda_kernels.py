@@ -168,6 +168,15 @@ def test_emulator_counts_global_memory_traffic():
     read, written, launches, temporaries, temporary_bytes = take()
     assert written == 3 * 1024 + 4 and read < 3 * 1024  # the maps and the zeroed flag; only boxes are read
     assert launches == 2 and (temporaries, temporary_bytes) == (1, 4)  # and the zeroed bad-index flag
+    pred = torch.rand(1, 3, 16, 16)
+    first = emu.heatmap_loss(pred, lm, None, 2.0, 1.0, 0.1, 1.0)  # may be the process's first: zeroes its counter
+    take()
+    for _ in range(3):  # one launch each: the last block sums the partials and leaves the counter at 0
+        assert torch.equal(emu.heatmap_loss(pred, lm, None, 2.0, 1.0, 0.1, 1.0), first)
+        read, written, launches, temporaries, temporary_bytes = take()
+        assert launches == 1 and (temporaries, temporary_bytes) == (1, 3 * 8)  # the partials
+        assert written == 32 + 32 + 32  # the partials (24 B), the count (4 B), the loss (4 B): a sector each
+        assert 3 * 1024 <= read <= 3 * 1024 + 4 * 32  # the maps, landmarks, partials and count
 
 
 @pytest.mark.parametrize("size", [(64, 64), (130, 130)])

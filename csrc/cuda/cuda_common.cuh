@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 
 #if defined(SHR_CUDA_EMU)
 #include "../emu/cuda_runtime_emu.h"
@@ -16,6 +17,9 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "cuda_device.cuh"
 
@@ -103,6 +107,29 @@ inline bool stream_is_capturing(cudaStream_t stream) {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
   return status != cudaStreamCaptureStatusNone;
+}
+
+// A device counter at 0 (int32, one element), for a kernel that counts its finished blocks on it
+// and leaves it at 0 again (heatmap_loss: atomicInc wraps it), so that its last block can finish the
+// work in the same launch. One per device and stream: launches on one stream run in order, those
+// on different streams may overlap. Zeroed on its first use on a stream (one ATen fill, counted),
+// then kept for the life of the process (never freed: a static tensor would be freed after the
+// CUDA runtime has shut down). While the stream is captured into a CUDA graph it is a zeroed
+// temporary of the call instead (two launches in the graph), as the cached one may not be zeroed
+// inside a graph. The caller holds the returned tensor until its kernel is queued.
+inline at::Tensor completion_counter(const at::Device& device, cudaStream_t stream) {
+  const auto zeroed = [&] {
+    count_aten_kernel(0, sizeof(int32_t));
+    return at::zeros({1}, at::TensorOptions().device(device).dtype(at::kInt));
+  };
+  if (stream_is_capturing(stream)) return zeroed();
+  static std::mutex mutex;
+  static auto* counters = new std::map<std::pair<int, uintptr_t>, at::Tensor>();
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(static_cast<int>(device.index()), reinterpret_cast<uintptr_t>(stream));
+  auto it = counters->find(key);
+  if (it == counters->end()) it = counters->emplace(key, zeroed()).first;
+  return it->second;
 }
 
 }  // namespace cuda

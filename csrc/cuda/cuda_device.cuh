@@ -38,6 +38,31 @@ __device__ __forceinline__ void st(T* p, V v) {
   SHR_COUNT_GLOBAL(p, sizeof(T), true);
   *p = static_cast<T>(v);
 }
+// A load of a value that another block of the same launch wrote before its __threadfence: from L2,
+// past this SM's L1 (__ldcg), which a plain load might serve from a stale line.
+template <typename T>
+__device__ __forceinline__ T ld_coherent(const T* p) {
+  SHR_COUNT_GLOBAL(p, sizeof(T), false);
+#if defined(__CUDA_ARCH__)
+  return __ldcg(p);
+#else
+  return *p;
+#endif
+}
+
+// The pixels p = threadIdx.x, threadIdx.x + blockDim.x, ... of an H x W map as (row, col), without a
+// division per pixel: one per thread, then each step adds blockDim.x as (rows, cols) with a carry.
+struct PixelWalk {
+  int p, i, j, di, dj, W;
+  __device__ PixelWalk(int W_) : p(threadIdx.x), i(threadIdx.x / W_), j(threadIdx.x - (threadIdx.x / W_) * W_),
+                                 di(blockDim.x / W_), dj(blockDim.x - (blockDim.x / W_) * W_), W(W_) {}
+  __device__ void next() {
+    p += blockDim.x;
+    i += di;
+    j += dj;  // dj < W, so at most one carry
+    if (j >= W) j -= W, ++i;
+  }
+};
 
 constexpr int kThreads = 256;  // threads per block: one block per map
 constexpr int kWarps = kThreads / 32;

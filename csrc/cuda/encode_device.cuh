@@ -23,12 +23,11 @@ __global__ void encode_kernel(const acc_t* __restrict__ lm, const bool* __restri
     for (int p = threadIdx.x; p < HW; p += blockDim.x) st(o + p, out_t(0));
     return;
   }
-  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-    const int i = p / W, j = p - i * W;
-    acc_t v = a.ey[i] * a.ex[j];
+  for (PixelWalk q(W); q.p < HW; q.next()) {
+    acc_t v = a.ey[q.i] * a.ex[q.j];
     if (v < smallest_normal<acc_t>()) v = acc_t(0);  // flush denormals (v >= 0)
-    if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) v = acc_t(0);
-    st(o + p, v);
+    if (r2 >= 0 && squared_distance(a.dx[q.j], a.dy[q.i]) > r2) v = acc_t(0);
+    st(o + q.p, v);
   }
 }
 
@@ -44,12 +43,11 @@ __global__ void encode_backward_kernel(const grad_t* __restrict__ g, const acc_t
   const bool valid = fill_axes(lm, vis, m, H, W, neg_inv_2s2, a);
   acc_t s[2] = {acc_t(0), acc_t(0)};
   if (valid) {
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-      const int i = p / W, j = p - i * W;
-      if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) continue;
-      const acc_t gh = static_cast<acc_t>(ld(gm + p)) * a.ey[i] * a.ex[j];
-      s[0] += gh * a.dx[j];
-      s[1] += gh * a.dy[i];
+    for (PixelWalk q(W); q.p < HW; q.next()) {
+      if (r2 >= 0 && squared_distance(a.dx[q.j], a.dy[q.i]) > r2) continue;
+      const acc_t gh = static_cast<acc_t>(ld(gm + q.p)) * a.ey[q.i] * a.ex[q.j];
+      s[0] += gh * a.dx[q.j];
+      s[1] += gh * a.dy[q.i];
     }
   }
   block_sum<acc_t, 2>(s, reinterpret_cast<acc_t*>(a.scratch));

@@ -1,8 +1,9 @@
 // Device code of shr_ops::heatmap_loss and shr_ops::heatmap_loss_backward (formulas:
 // ../heatmap_loss.h). Same semantics and formulas as the CPU kernels. One block per map: the
 // separable factors of the SHR target go to shared memory, each thread takes a strided share of the
-// pixels, and a block reduction (fixed order) gives the map's float64 partial; a second one-block
-// kernel sums the partials in a fixed order. No atomics: the result is deterministic. No ATen:
+// pixels, and a block reduction (fixed order) gives the map's float64 partial. The forward is one
+// launch: the block that finishes last (a completion count) sums the partials in a fixed order. No
+// floating-point atomics: the result is deterministic, whatever order the blocks run in. No ATen:
 // compiled by nvcc, and by g++ under the emulator (csrc/emu).
 #pragma once
 
@@ -12,37 +13,45 @@
 namespace shr_ops {
 namespace cuda {
 
-// partial[m] = sum_ij w (pred - t)^2 over map m.
+// out = sum_m partial[m] / n, in one launch of one block per map. Block m writes its map's
+// partial[m] = sum_ij w (pred - t)^2, then counts itself done on `done` (atomicInc with the limit
+// gridDim.x - 1, which wraps to 0: the count is back at 0 after every launch, for the next one on
+// this stream). The block that sees the count at gridDim.x - 1 is the last: every other partial is
+// written and fenced, and it sums them in a fixed order (thread t the maps t, t + blockDim.x, ...,
+// then block_sum), the order the two-launch version's sum kernel had.
 template <typename pred_t, typename acc_t>
 __global__ void heatmap_loss_kernel(const pred_t* __restrict__ pred, const acc_t* __restrict__ lm,
-                                    const bool* __restrict__ vis, double* __restrict__ partial, int H, int W,
+                                    const bool* __restrict__ vis, double* __restrict__ partial,
+                                    unsigned int* __restrict__ done, acc_t* __restrict__ out, int H, int W, double n,
                                     LossParams<acc_t> k) {
   SHR_DYNAMIC_SMEM(smem_raw);
   const AxesView<acc_t> a(smem_raw, H, W);
+  double* scratch = reinterpret_cast<double*>(a.scratch);  // 2 * kWarps doubles: block_sum's, then the flag
+  int* last = reinterpret_cast<int*>(scratch + kWarps);
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const pred_t* pm = pred + m * static_cast<int64_t>(HW);
   fill_axes(lm, vis, m, H, W, k.neg_inv_2s2, a, true);  // a missing landmark's target is 0: pred - 0
   acc_t s = 0;
-  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-    const int i = p / W, j = p - i * W;
-    const acc_t t = (k.scale * a.ey[i]) * a.ex[j];
-    const acc_t r = static_cast<acc_t>(ld(pm + p)) - t;
+  for (PixelWalk q(W); q.p < HW; q.next()) {
+    const acc_t t = (k.scale * a.ey[q.i]) * a.ex[q.j];
+    const acc_t r = static_cast<acc_t>(ld(pm + q.p)) - t;
     s += (t > k.thr ? k.fw : acc_t(1)) * r * r;
   }
   double v[1] = {static_cast<double>(s)};
-  block_sum<double, 1>(v, reinterpret_cast<double*>(a.scratch));
-  if (threadIdx.x == 0) st(partial + m, v[0]);
-}
-
-// out = sum_m partial[m] / n, one block.
-template <typename acc_t>
-__global__ void sum_partials_kernel(const double* __restrict__ partial, int64_t M, double n, acc_t* __restrict__ out) {
-  __shared__ double scratch[kWarps];
-  double v[1] = {0.0};
-  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) v[0] += ld(partial + m);
   block_sum<double, 1>(v, scratch);
-  if (threadIdx.x == 0) st(out, v[0] / n);
+  if (threadIdx.x == 0) {
+    st(partial + m, v[0]);
+    __threadfence();  // the partial is visible to every block before the count says so
+    *last = atomicInc(done, gridDim.x - 1) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!*last) return;  // the same in every thread of the block
+  __threadfence();
+  double total[1] = {0.0};
+  for (int64_t i = threadIdx.x; i < gridDim.x; i += blockDim.x) total[0] += ld_coherent(partial + i);
+  block_sum<double, 1>(total, scratch);
+  if (threadIdx.x == 0) st(out, total[0] / n);
 }
 
 // grad_pred = c w (pred - t), c = 2 grad / n; grad_lm[m] = -c / sigma^2 sum_ij w (pred - t) t (j - x, i - y).
@@ -59,14 +68,13 @@ __global__ void heatmap_loss_backward_kernel(const acc_t* __restrict__ grad, con
   fill_axes(lm, vis, m, H, W, k.neg_inv_2s2, a, true);  // a missing landmark's target is 0: pred - 0
   const acc_t c = static_cast<acc_t>(2.0 * static_cast<double>(ld(grad)) / n);
   acc_t sx = 0, sy = 0;
-  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-    const int i = p / W, j = p - i * W;
-    const acc_t t = (k.scale * a.ey[i]) * a.ex[j];
-    const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(ld(pred + offset + p)) - t);
-    st(grad_pred + offset + p, c * wr);
-    const acc_t q = wr * t;
-    sx += q * a.dx[j];
-    sy += q * a.dy[i];
+  for (PixelWalk q(W); q.p < HW; q.next()) {
+    const acc_t t = (k.scale * a.ey[q.i]) * a.ex[q.j];
+    const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(ld(pred + offset + q.p)) - t);
+    st(grad_pred + offset + q.p, c * wr);
+    const acc_t u = wr * t;
+    sx += u * a.dx[q.j];
+    sy += u * a.dy[q.i];
   }
   double v[2] = {static_cast<double>(sx), static_cast<double>(sy)};
   block_sum<double, 2>(v, reinterpret_cast<double*>(a.scratch));

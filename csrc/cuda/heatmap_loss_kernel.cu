@@ -27,17 +27,16 @@ at::Tensor heatmap_loss_cuda(const at::Tensor& pred, const at::Tensor& landmarks
   c10::cuda::CUDAGuard guard(p.pred.device());
   at::Tensor partial = device_temporary({p.maps}, p.pred.options().dtype(at::kDouble));
   auto stream = c10::cuda::getCurrentCUDAStream();
+  const at::Tensor done = completion_counter(p.pred.device(), stream);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.pred.scalar_type(), "shr_ops_heatmap_loss_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const LaunchShape shape = loss_launch_shape<acc_t>(p.maps, p.height, p.width);
     fit_shared_memory(heatmap_loss_kernel<scalar_t, acc_t>, shape.smem, p.height, p.width, op);
     SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, heatmap_loss_kernel<scalar_t, acc_t>)(
         p.pred.const_data_ptr<scalar_t>(), p.lm.const_data_ptr<acc_t>(), p.visible_data(),
-        partial.mutable_data_ptr<double>(), static_cast<int>(p.height), static_cast<int>(p.width),
+        partial.mutable_data_ptr<double>(), reinterpret_cast<unsigned int*>(done.data_ptr<int32_t>()),
+        p.loss.mutable_data_ptr<acc_t>(), static_cast<int>(p.height), static_cast<int>(p.width), p.count(),
         loss_params<acc_t>(sigma, foreground_weight, threshold, scale));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    SHR_LAUNCH(1, kThreads, 0, stream, sum_partials_kernel<acc_t>)(partial.const_data_ptr<double>(), p.maps, p.count(),
-                                                                   p.loss.mutable_data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return p.loss;

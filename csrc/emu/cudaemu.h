@@ -23,6 +23,10 @@
 // sectors each launch touches (DRAM's unit; a sector read by many threads of a launch counts once,
 // as caches serve the repeats, and every launch reads its inputs again), the launches, and the
 // device temporaries the launchers allocate (count_temporary).
+// Atomics (atomicInc) are sequentially consistent read-modify-writes, counted as a 4-byte read and
+// write; __threadfence is a full fence. The blocks of a grid run one after another, so a kernel's
+// "last block finishes the work" pattern is exercised with every block order but never with blocks
+// that overlap in time.
 // Not modelled: lock-step warps, memory ordering weaker than the barriers, fast-math / device libm
 // ulp differences, occupancy, timing.
 #pragma once
@@ -69,6 +73,7 @@
 #define CUDA_KERNEL_ASSERT(cond) \
   ((cond) ? void(0) : ::cudaemu::kernel_assert_fail(#cond, __FILE__, __LINE__))
 #define __syncthreads() ::cudaemu::syncthreads(__FILE__, __LINE__)
+#define __threadfence() ::std::atomic_thread_fence(::std::memory_order_seq_cst)
 #define SHR_COUNT_GLOBAL(ptr, bytes, is_write) ::cudaemu::count_global(ptr, bytes, is_write)
 #define __syncwarp(mask) ::cudaemu::syncwarp(mask, __FILE__, __LINE__)
 #define __shfl_down_sync(mask, var, ...) ::cudaemu::shfl(::cudaemu::kDown, mask, var, __FILE__, __LINE__, __VA_ARGS__)
@@ -540,3 +545,14 @@ struct Launcher {
 #define blockIdx (static_cast<const uint3&>(::cudaemu::t_blockIdx))
 #define blockDim (static_cast<const dim3&>(::cudaemu::g_blockDim))
 #define gridDim (static_cast<const dim3&>(::cudaemu::g_gridDim))
+
+// CUDA's atomicInc: old = *p; *p = old >= limit ? 0 : old + 1; returns old.
+inline unsigned int atomicInc(unsigned int* p, unsigned int limit) {
+  ::cudaemu::count_global(p, sizeof *p, false);
+  ::cudaemu::count_global(p, sizeof *p, true);
+  unsigned int old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+  while (!__atomic_compare_exchange_n(p, &old, old >= limit ? 0u : old + 1u, false, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_SEQ_CST)) {
+  }
+  return old;
+}
