@@ -141,7 +141,8 @@ def filtered_model_fit(h: Tensor, window: int, temperature: float, blur: float) 
     h = h.double()
     F = gaussian_blur(h, blur)
     soft, _, idx = reference.decode_with_index(F.float(), window=window, temperature=temperature)
-    return _fit_coords(h, idx, soft, fit_radius(window, blur), blur, 20, filtered_blur=blur)[0]
+    c, info = _fit_coords(h, idx, soft, fit_radius(window, blur), blur, 20, filtered_blur=blur)
+    return torch.where(info["valid"][..., None], c, soft.to(torch.float64))
 
 
 def candidates(sigma: float):

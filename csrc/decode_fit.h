@@ -267,11 +267,12 @@ SHR_HOST_DEVICE inline void add_pixel_second(SecondMoments& s, double h, double 
 
 // The gradient of a valid fit (implicit function theorem): with the exact Hessian of the objective
 // Hs = N - sum_p r_p d^2(A k_p)/d phi^2 (r = h - A k), frozen parameters' rows and columns
-// replaced by the identity, v = Hs^-1 (0, gx, gy, 0) (a frozen axis' entry 0). The gradient
+// replaced by the identity, v = Hs^-1 gphi, gphi = d loss / d (A, x, y, lam) (a frozen axis' entry
+// 0). The gradient
 // w.r.t. h_p is then v0 k_p + A (v1 k_x + v2 k_y + v3 k_lam) over the box (pixel_grad). A
 // singular Hs gives v = 0 (no gradient through the fit).
-SHR_HOST_DEVICE inline void grad_coefficients(const Result& r, const Moments& m, const SecondMoments& s, double gx,
-                                              double gy, double v[4]) {
+SHR_HOST_DEVICE inline void grad_coefficients(const Result& r, const Moments& m, const SecondMoments& s,
+                                              const double gphi[4], double v[4]) {
   const double A = r.A, sc[4] = {1.0, A, A, A};
   double Hs[4][4];
   for (int a = 0; a < 4; ++a)
@@ -291,8 +292,50 @@ SHR_HOST_DEVICE inline void grad_coefficients(const Result& r, const Moments& m,
     if (free_[a]) continue;
     for (int b = 0; b < 4; ++b) Hs[a][b] = Hs[b][a] = a == b ? 1.0 : 0.0;
   }
-  double g[4] = {0.0, r.free_x ? gx : 0.0, r.free_y ? gy : 0.0, 0.0};
+  double g[4] = {gphi[0], r.free_x ? gphi[1] : 0.0, r.free_y ? gphi[2] : 0.0, gphi[3]};
   if (!solve4(Hs, g, v)) v[0] = v[1] = v[2] = v[3] = 0;
+}
+
+// ---------------------------------------------------------------------------- the model's bias
+// decode's result where the fit is valid: the soft-argmax estimate s of the pre-filtered map,
+// corrected by its own bias on the fitted Gaussian, s - S + (x, y), S the same soft-argmax (the
+// window around the same argmax, the same temperature) of the pre-filtered model
+// M(i, j) = A By(i) Bx(j), rounded to the compute dtype as the filtered maps are. Per axis,
+// By(i) = sum_d tap(d) k(i + d - rf - y) over the source rows inside [0, n) (the zero border), the
+// taps in increasing d as the pre-filter holds them (in acc_t, as doubles); its derivatives w.r.t.
+// the centre and lam filter p and l the same way.
+struct BlurredTerms {
+  double k, p, l;
+};
+// terms(q): the model's AxisTerms at source position q (axis_terms(q - c, lam), or a table of them).
+template <typename Tap, typename Terms>
+SHR_HOST_DEVICE inline BlurredTerms blurred_terms(int64_t pos, const Tap& tap, int rf, int64_t n, const Terms& terms) {
+  BlurredTerms b{0.0, 0.0, 0.0};
+  for (int d = 0; d <= 2 * rf; ++d) {
+    const int64_t q = pos + d - rf;
+    if (q < 0 || q >= n) continue;
+    const AxisTerms t = terms(q);
+    const double w = tap(d);
+    b.k += w * t.k;
+    b.p += w * t.p;
+    b.l += w * t.l;
+  }
+  return b;
+}
+
+// The model's value at a window pixel from its row (ty) and column (tx) terms.
+SHR_HOST_DEVICE inline double model_value(double A, const BlurredTerms& ty, const BlurredTerms& tx) {
+  return A * ty.k * tx.k;
+}
+
+// Adds w dM/d(A, x, y, lam) at a window pixel into gphi (w: d loss / d M there, negated by the caller
+// as the bias is subtracted).
+SHR_HOST_DEVICE inline void add_model_grad(double w, double A, const BlurredTerms& ty, const BlurredTerms& tx,
+                                           double gphi[4]) {
+  gphi[0] += w * ty.k * tx.k;
+  gphi[1] += w * A * ty.k * tx.p;
+  gphi[2] += w * A * ty.p * tx.k;
+  gphi[3] += w * A * (ty.l * tx.k + ty.k * tx.l);
 }
 
 // d loss / d h_p of one pixel of the box, from grad_coefficients' v and the pixel's dk.

@@ -453,7 +453,7 @@ DECODER_NAMES = ("shr", "argmax", "quarter", "fa", "dark", "udp", "integral")
 # name: (encoder, decoder, source)
 CODEC_TABLE = {
     "shr": ("shr", "shr", "this project (Bulat et al. 2021): exact-centre Gaussian; the argmax of the pre-filtered "
-            "map, then a least-squares Gaussian fit of the raw map around it (the local-window soft-argmax its start)"),
+            "map, its local-window soft-argmax corrected by its bias on a least-squares Gaussian fit of the raw map"),
     "hrnet": ("rounded", "quarter", "MSRA SimpleBaseline / HRNet as mmpose runs it (MSRAHeatmap, unbiased=False): "
               "centre int(x + 0.5), 3-sigma square; argmax + 1/4 px toward the larger neighbour"),
     "fa": ("fa", "fa", "face-alignment 1.5 (FAN) as it runs: centre trunc(x + 0.5), its fixed 13 x 13 kernel of "

@@ -18,18 +18,25 @@ y = i):
      the zero-border pre-filter (which pulls the filtered peak inward) are not. Noise enters
      linearly (no log of the data): it is the maximum-likelihood estimate under white Gaussian
      noise.
-  3. The fit is used when it is valid: converged (last step < CONVERGED px), finite, A > 0,
-     lam within 100x of 1 / (2 blur^2), and (x, y) inside the box grown by half a pixel. Otherwise
-     (flat, negative or garbage maps; window 1) the result is the soft-argmax estimate. Without
-     the pre-filter (blur=None) there is no fit: decode is the plain local soft-argmax.
+  3. The fit is valid when it converged (last step < CONVERGED px), is finite, A > 0, lam within
+     100x of 1 / (2 blur^2), and (x, y) inside the box grown by half a pixel. Where it is valid the
+     result is the soft-argmax estimate s (unrounded) corrected by its own bias on the fitted
+     Gaussian: s - S + (x, y), S = model_soft_argmax, the same soft-argmax (window, argmax,
+     temperature) of the pre-filtered model (zero border, taps and values rounded as the kernels
+     hold them). On a Gaussian the map is the model, so s = S and the result is the fit; elsewhere
+     it keeps the soft-argmax's behaviour without the window's and the zero border's pull (the fit
+     alone was worse on trained networks' heatmaps: docs/edge_exact_decoder.md). Otherwise (flat,
+     negative or garbage maps; window 1) the result is the soft-argmax estimate. Without the
+     pre-filter (blur=None) there is no fit: decode is the plain local soft-argmax.
 
-Gradient: for a valid fit, that of the fit's solution (implicit function theorem): with
+Gradient: for a valid fit, the soft-argmax estimate's (through the pre-filter), the score's, and
+that of the fit's solution (implicit function theorem) through (x, y) and S: with
 phi = (A, x, y, lam), J_p = d(A k_p)/d phi and the exact Hessian of the least-squares objective
-Hs = sum_p J_p J_p^T - sum_p r_p d^2(A k_p)/d phi^2 (r_p = h_p - A k_p), d phi / d h_p = Hs^-1 J_p:
-nonzero on the box only, and not through the pre-filter. The score's gradient flows through the
-pre-filter. For a fallback map, the soft-argmax's gradient. The forward value is the converged
-iterate; the gradient is attached as phi + (Hs^-1 J^T h - stop_grad(.)), which adds nothing to the
-value (tests/test_gaussian_fit.py runs gradcheck in float64).
+Hs = sum_p J_p J_p^T - sum_p r_p d^2(A k_p)/d phi^2 (r_p = h_p - A k_p), d phi / d h_p = Hs^-1 J_p,
+nonzero on the box only. For a fallback map, the soft-argmax's gradient. The forward value is the
+converged iterate; phi's gradient is attached as phi + (Hs^-1 J^T h - stop_grad(.)), which adds
+nothing to the value, and S is differentiated by autograd (tests/test_gaussian_fit.py runs
+gradcheck in float64).
 
 Everything here is computed in float64.
 """
@@ -227,19 +234,53 @@ def fit_radius(window: int, blur: float) -> int:
     return max(window // 2, int(math.ceil(3 * blur)))
 
 
-def refine(h64: Tensor, F: Tensor, index: Tensor, soft: Tensor, *, window: int, blur: float, dtype: torch.dtype,
-           radius: int | None = None, max_iterations: int = MAX_ITERATIONS):
-    """The fit's coordinates [..., K, 2] (float64) and info for maps h64 [..., K, H, W] (float64),
-    their pre-filtered F (the compute dtype), the filtered argmax index [..., K] and the
-    soft-argmax estimate soft [..., K, 2]: the fit where it is valid, soft elsewhere. dtype: the
-    maps' own (it sets the stop). radius overrides fit_radius (experiments)."""
+def refine(h64: Tensor, F: Tensor, index: Tensor, soft: Tensor, soft64: Tensor, *, window: int, temperature: float,
+           blur: float, dtype: torch.dtype, radius: int | None = None, max_iterations: int = MAX_ITERATIONS):
+    """decode's coordinates [..., K, 2] (float64) and info for maps h64 [..., K, H, W] (float64),
+    their pre-filtered F (the compute dtype), the filtered argmax index [..., K], the soft-argmax
+    estimate soft [..., K, 2] (rounded to the compute dtype: the fit's start, and the result where
+    the fit is not valid) and soft64, the same unrounded (float64): where the fit is valid, soft64
+    corrected by its own bias on the fitted Gaussian, soft64 - model_soft_argmax(fit) + (x, y);
+    soft elsewhere. dtype: the maps' own (it sets the stop and the model's rounding). radius
+    overrides fit_radius (experiments). info["fit"]: the fit's own centre (float64)."""
     height, width = h64.shape[-2:]
     r = min(fit_radius(window, blur) if radius is None else radius, max(height, width))
     if window // 2 == 0 or r == 0:  # the argmax (window 1): no fit
         return soft.to(torch.float64), dict(valid=torch.zeros(index.shape, dtype=torch.bool, device=index.device))
     lam0 = start_width(F.detach().to(torch.float64), index, blur, blur)
-    return _fit_coords(h64, index, soft, r, blur, max_iterations, start_lam=lam0,
-                       stop=STOP.get(dtype, STOP[torch.float32]))
+    fit, info = _fit_coords(h64, index, soft, r, blur, max_iterations, start_lam=lam0,
+                            stop=STOP.get(dtype, STOP[torch.float32]))
+    A, lam = info.pop("A_attached"), info.pop("lam_attached")
+    model = model_soft_argmax(index, A, fit[..., 0], fit[..., 1], lam, (height, width), window=window,
+                              temperature=temperature, blur=blur,
+                              dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+    coords = torch.where(info["valid"][..., None], soft64 - model + fit, soft.to(torch.float64))
+    info["fit"] = fit.detach()
+    return coords, info
+
+
+def model_soft_argmax(index: Tensor, A: Tensor, x: Tensor, y: Tensor, lam: Tensor, size, *, window: int,
+                      temperature: float, blur: float, dtype: torch.dtype) -> Tensor:
+    """The soft-argmax [..., K, 2] (float64) that decode's first stage gives on the fitted model:
+    over the window x window box around `index` clipped to the frame, softmax(temperature * M) of
+    the pre-filtered Gaussian M(i, j) = A By(i) Bx(j), By(i) = sum_d taps[d] exp(-lam (i + d - rf -
+    y)^2) over the rows i + d - rf inside the frame (the pre-filter's zero border), the taps and M
+    rounded to `dtype` as the kernels hold them. Differentiable in (A, x, y, lam)."""
+    height, width = size
+    r = window // 2
+    mi, mj = index // width, index % width
+    off = torch.arange(-r, r + 1, device=index.device)
+    rows, cols = mi[..., None] + off, mj[..., None] + off
+    iy, ix = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
+    taps = prefilter_taps(blur).to(dtype).to(torch.float64).to(index.device)  # as the kernels hold them
+    by = _blurred_axis_tables(rows.to(torch.float64), y, lam, iy.to(torch.float64), taps, height)["k"]
+    bx = _blurred_axis_tables(cols.to(torch.float64), x, lam, ix.to(torch.float64), taps, width)["k"]
+    M = (A[..., None, None] * by[..., :, None] * bx[..., None, :]).to(dtype).to(torch.float64)
+    inside = iy[..., :, None] & ix[..., None, :]
+    p = torch.softmax((temperature * M).masked_fill(~inside, float("-inf")).flatten(-2), -1).unflatten(-1, M.shape[-2:])
+    o = off.to(torch.float64)
+    return torch.stack([mj.to(torch.float64) + (p.sum(-2) * o).sum(-1), mi.to(torch.float64) + (p.sum(-1) * o).sum(-1)],
+                       -1)
 
 
 def prefilter_taps(blur: float, dtype=torch.float64) -> Tensor:
@@ -322,9 +363,12 @@ def _fit_coords(h64: Tensor, index: Tensor, soft: Tensor, r: int, s0: float, max
             Hinv = Hinv * free[..., :, None]  # frozen parameters get no gradient
         jh = _data_terms(S, ty, tx, A)  # linear in S, J fixed
         dphi = (Hinv @ jh[..., None])[..., 0]
-        fit = fit + (dphi[..., 1:3] - dphi[..., 1:3].detach())
-    coords = torch.where(valid[..., None], fit, soft.to(torch.float64))
-    return coords, dict(valid=valid, A=A, lam=lam, step=step, iterations=iterations)
+        dphi = dphi - dphi.detach()  # zero, with the fit's gradient
+        fit, A_att, lam_att = fit + dphi[..., 1:3], A + dphi[..., 0], lam + dphi[..., 3]
+    else:
+        A_att, lam_att = A, lam
+    return fit, dict(valid=valid, A=A, lam=lam, step=step, iterations=iterations, A_attached=A_att,
+                     lam_attached=lam_att)
 
 
 __all__ = ["refine", "fit_gaussian", "fit_radius", "objective_hessian", "MAX_ITERATIONS", "CONVERGED"]

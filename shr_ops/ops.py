@@ -170,8 +170,9 @@ def _check_encode_out(out, landmarks: Tensor, size: tuple[int, int], dtype, op: 
 
 def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
            blur: float | None = DEFAULT_BLUR, return_scores: bool = False):
-    """Subpixel landmark positions: a local-window soft-argmax around each map's maximum, and by
-    default a least-squares Gaussian fit of the map around it, exact up to the frame's corners.
+    """Subpixel landmark positions: a local-window soft-argmax around each map's maximum, by default
+    of the pre-filtered map and corrected by its own bias on a least-squares Gaussian fit of the
+    map, which makes it exact on Gaussians up to the frame's corners.
 
     Per map: ``m`` = the first maximum in row-major order of the (pre-filtered, see ``blur``) map
     (as torch.argmax; a NaN counts as the maximum, so a map holding NaN decodes to NaN, never to a
@@ -188,22 +189,26 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
         blur: optional pre-filter: the argmax, window estimate and score are those of each map
             blurred by a normalised Gaussian of this std (heatmap px, truncated at ceil(3 blur),
             zero outside the frame: the values of ``shr_ops.filters.gaussian_blur``), which
-            averages pixel noise out of the search. The coordinates are then a least-squares fit
-            of ``A exp(-lam |p - (x, y)|^2)`` to the *raw* map over the box of radius
-            ``max(window // 2, ceil(3 blur))`` around ``m`` (13 x 13 at the defaults), clipped to the
-            frame, by Levenberg-Marquardt from the window estimate (shr_ops.gaussian_fit,
-            docs/edge_exact_decoder.md). A clean Gaussian of any width is recovered exactly, also
-            when the frame cuts it (within 3 px of an edge, where the window estimate of the
-            blurred map is pulled inward by up to 1.6 px); on noisy maps it is the
-            maximum-likelihood estimate. Where the fit does not converge to a peak near ``m``
-            (flat, negative or non-finite maps) the window estimate is the result. The gradient
-            is that of the fit's solution (implicit function theorem) for the coordinates, and
-            flows through the filter for the score. The CPU kernel computes blurred values only
+            averages pixel noise out of the search. Then ``A exp(-lam |p - (x, y)|^2)`` is fitted
+            by least squares to the *raw* map over the box of radius ``max(window // 2,
+            ceil(3 blur))`` around ``m`` (13 x 13 at the defaults), clipped to the frame, by
+            Levenberg-Marquardt from the window estimate ``s``, and the coordinates are
+            ``s - S + (x, y)``, ``S`` the same window estimate of the pre-filtered fitted
+            Gaussian (shr_ops.gaussian_fit, docs/edge_exact_decoder.md): the estimate with the
+            pull of the window and of the filter's zero border removed (within 3 px of an edge
+            the uncorrected estimate is pulled inward by up to 1.6 px). A clean Gaussian of any
+            width is recovered exactly, also when the frame cuts it; elsewhere the result keeps
+            the window estimate's behaviour (on trained networks' maps it is as accurate or more;
+            the fit alone was worse). Where the fit does not converge to a peak near ``m`` (flat,
+            negative or non-finite maps) the window estimate is the result. The gradient is the
+            window estimate's (through the filter), the score's, and the fit's solution's
+            (implicit function theorem) through ``(x, y)`` and ``S``. The CPU kernel computes blurred values only
             where the argmax can be and in the window; the CUDA kernels filter each map in shared
             memory in one pass over memory (maps too large for it: into a temporary first).
             Default 2.0; ``None`` decodes the maps as given by the window soft-argmax
             alone. The defaults (window 9, temperature 40, blur 2, for sigma 2 targets) and their
-            errors are the codec study's (shr_ops/defaults.py, docs/codec_study.md).
+            errors are the codec study's (shr_ops/defaults.py, docs/codec_study.md); for targets
+            of another sigma, take the study's settings for that sigma.
             A map holding NaN decodes to NaN (coords and score), one holding +inf to NaN coords.
         return_scores: also return the peak value of each (pre-filtered) map.
 

@@ -118,9 +118,11 @@ def decode(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float
 
     Without the pre-filter (blur=None): the local-window soft-argmax of the maps
     (decode_with_index). With it: the maps pre-filtered (filters.gaussian_blur, rounded to the
-    compute dtype) give the index, the score and the soft-argmax estimate; the coordinates are the
-    least-squares Gaussian fit of the raw maps around that index, where it is valid, and the
-    estimate elsewhere (gaussian_fit: exact on clean maps up to the frame's corners).
+    compute dtype) give the index, the score and the soft-argmax estimate; where the least-squares
+    Gaussian fit of the raw maps around that index is valid, the coordinates are that estimate
+    corrected by its own bias on the fitted Gaussian (the window and the frame's zero border pull
+    it inward), and the estimate elsewhere (gaussian_fit: exact on clean maps up to the frame's
+    corners, the soft-argmax's behaviour on maps that are not Gaussians).
     """
     coords, scores, _ = decode_with_info(heatmaps, window=window, temperature=temperature, blur=blur)
     return (coords, scores) if return_scores else coords
@@ -143,15 +145,17 @@ def decode_with_info(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperat
                      blur: float | None = DEFAULT_BLUR, radius: int | None = None,
                      max_iterations: int = gaussian_fit.MAX_ITERATIONS) -> tuple[Tensor, Tensor, dict]:
     """decode, with what it found: (coords, scores, info). info: index (the filtered argmax), soft
-    (the soft-argmax estimate) and, with the pre-filter, the fit's valid mask, A, lam, last step and
-    iterations. radius and max_iterations override the fit's (experiments: benchmarks/edge_decoders.py)."""
+    (the soft-argmax estimate, rounded) and, with the pre-filter, the fit's valid mask, A, lam, last
+    step, iterations and its own centre, fit (the coordinates before the bias correction, where
+    valid). radius and max_iterations override the fit's (experiments: benchmarks/edge_decoders.py)."""
     if blur is None:
         coords, scores, index = decode_with_index(heatmaps, window=window, temperature=temperature)
         return coords, scores, dict(index=index, soft=coords)
     h64 = heatmaps.to(torch.float64)
     F, soft, scores, index = prefiltered_soft_argmax(h64, window=window, temperature=temperature, blur=blur,
                                                      dtype=heatmaps.dtype)
-    coords, info = gaussian_fit.refine(h64, F, index, soft, window=window, blur=blur, dtype=heatmaps.dtype,
-                                       radius=radius, max_iterations=max_iterations)
+    soft64 = decode_with_index(F.to(torch.float64), window=window, temperature=temperature)[0]  # unrounded
+    coords, info = gaussian_fit.refine(h64, F, index, soft, soft64, window=window, temperature=temperature, blur=blur,
+                                       dtype=heatmaps.dtype, radius=radius, max_iterations=max_iterations)
     info.update(index=index, soft=soft)
     return coords.to(compute_dtype(heatmaps.dtype)), scores, info

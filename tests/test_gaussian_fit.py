@@ -201,11 +201,14 @@ def test_gradcheck_float64_fallback_and_frozen_axis():
 
 @pytest.mark.parametrize("decode", [reference.decode, shr_ops.decode], ids=["reference", "kernel"])
 def test_gradient_support_is_the_window(decode):
-    # d coords / d h: the window on the raw map only (no pre-filter in the coordinates' gradient).
+    # d coords / d h: the soft-argmax estimate's, through the pre-filter (the window grown by the
+    # filter's radius), and the fit's, on the raw fit box (inside it): nothing beyond.
     h = reference.encode(torch.tensor([[[1.2, 20.5]]], dtype=torch.float64), (32, 32), 2.0).requires_grad_(True)
     decode(h).sum().backward()
     nz = h.grad[0, 0].abs() > 0
     rows, cols = nz.nonzero().T
     r = gaussian_fit.fit_radius(9, 2.0)  # the argmax of the filtered map is within a pixel of (1, 20) here
     assert r == 6
-    assert rows.min() >= 19 - r and rows.max() <= 22 + r and cols.min() >= 0 and cols.max() <= 2 + r
+    reach = 9 // 2 + 6  # the window's radius plus the pre-filter's, ceil(3 blur)
+    assert rows.min() >= 19 - reach and rows.max() <= 22 + reach and cols.min() >= 0 and cols.max() <= 2 + reach
+    assert nz.sum() > (2 * r + 1) * (r + 2)  # more than the fit box

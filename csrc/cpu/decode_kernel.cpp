@@ -7,7 +7,11 @@
 // (offset from m). Backward: d coords / d h_k = t p_k (o_k - mean offset), plus the score's
 // gradient at m; zero outside the box; with the pre-filter, that gradient is carried back through
 // the filter (its transpose, the same filter as the kernel is symmetric) into the box grown by
-// the filter's radius.
+// the filter's radius. With the pre-filter, where the least-squares Gaussian fit of the raw map
+// around m is valid (decode/fit.h), the coordinates are the soft-argmax estimate corrected by its
+// own bias on the fitted model, s - S + (x, y) (S: the same soft-argmax of the pre-filtered fitted
+// Gaussian, ModelWindow), and the backward adds the fit's gradient (through (x, y) and S) on the
+// raw fit box to the estimate's.
 //
 // The filtered map F is never materialised: its argmax is searched only where it can be. The
 // kernel filters the decode window around the raw map's argmax, grown by one pixel (about 11 x 12
@@ -96,6 +100,7 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
     std::vector<acc_t> wv, sv;
     std::vector<in_t> rowmax;
     GaussianFit gf;
+    ModelWindow<acc_t> mw;
     for (int64_t m = begin; m < end; ++m) {
       const in_t* h = hm + m * HW;
       const in_t* ahead = m + 1 < end ? h + HW : nullptr;
@@ -127,9 +132,11 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
         peak = win.peak;
         if (R > 0) {
           const fit::Result fr = fit_window(gf, h, H, W, win, v, vb, f, s, sv, R, stop);
-          if (fr.valid) {
-            x = fr.x;
-            y = fr.y;
+          if (fr.valid) {  // the estimate corrected by its own bias on the fitted model
+            mw.fill(fr, wb, f.k, H, W);
+            const Window<acc_t> model(mw.view(), wb, mi, mj, t);
+            x = (static_cast<double>(mj) + win.mx) - (static_cast<double>(mj) + model.mx) + fr.x;
+            y = (static_cast<double>(mi) + win.my) - (static_cast<double>(mi) + model.my) + fr.y;
           }
         }
       }
@@ -150,8 +157,9 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
   at::parallel_for(0, M, maps_per_chunk(HW), [&](int64_t begin, int64_t end) {
     Scratch<acc_t> s;
     std::vector<acc_t> wv, sv;
-    std::vector<double> g, gr, fg;
+    std::vector<double> g, gr, fg, gm;
     GaussianFit gf;
+    ModelWindow<acc_t> mw;
     for (int64_t m = begin; m < end; ++m) {
       const in_t* h = hm + m * HW;
       in_t* o = out + m * HW;
@@ -173,11 +181,18 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
       if (R > 0) {  // the forward's fit, recomputed: the same bits, so the same `valid`
         const int64_t mi = best / W, mj = best % W;
         const fit::Result fr = fit_window(gf, h, H, W, Window<acc_t>(v, wb, mi, mj, t), v, wb, f, s, sv, R, stop);
-        if (fr.valid) {  // the coordinates' gradient goes to the raw box; the score's through the filter
+        if (fr.valid) {  // s - S + (x, y): the estimate's and the score's gradient through the filter,
+                         // and the fit's (through (x, y) and the bias S) into the raw box
+          const double gx = gc[2 * m], gy = gc[2 * m + 1];
           const Box fb = window_box(mi, mj, R, H, W);
-          window_grad<acc_t>(v, wb, best, W, t, 0.0, 0.0, gs[m], g.data());
+          window_grad<acc_t>(v, wb, best, W, t, gx, gy, gs[m], g.data());
+          mw.fill(fr, wb, f.k, H, W);
+          gm.resize(wb.rows() * wb.cols());
+          window_grad<acc_t>(mw.view(), wb, best, W, t, gx, gy, 0.0, gm.data());
+          double gphi[4] = {0.0, gx, gy, 0.0};
+          mw.subtract_grad(fr, gm.data(), gphi);
           fg.assign(fb.rows() * fb.cols(), 0.0);
-          gf.grad(fr, gc[2 * m], gc[2 * m + 1], fg.data());
+          gf.grad(fr, gphi, fg.data());
           blur_transposed(g.data(), wb, ob, f, gr, o, W, fg.data(), fb);
           continue;
         }

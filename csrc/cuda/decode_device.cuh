@@ -4,11 +4,13 @@
 // semantics as the CPU kernels (cpu/decode_kernel.cpp). No ATen: compiled by nvcc, and by g++
 // under the emulator (csrc/emu).
 //
-// With the pre-filter, the coordinates are the least-squares Gaussian fit of the raw map around the
-// filtered argmax (../decode_fit.h; the CPU kernel's cpu/decode/fit.h), run by the block's first
-// warp: its lanes share the fit box's pixels and sum each evaluation's 14 moments with one
-// deterministic warp_sum, so every lane sees the same sums and takes the same iteration (uniform
-// control flow). A warp holds a 13 x 13 box in 6 pixels a lane, and its barriers are warp-wide.
+// With the pre-filter, the least-squares Gaussian fit of the raw map around the filtered argmax
+// (../decode_fit.h; the CPU kernel's cpu/decode/fit.h) is run by the block's first warp: its lanes
+// share the fit box's pixels and sum each evaluation's 14 moments with one deterministic warp_sum,
+// so every lane sees the same sums and takes the same iteration (uniform control flow). A warp
+// holds a 13 x 13 box in 6 pixels a lane, and its barriers are warp-wide. Where the fit is valid,
+// the coordinates are the soft-argmax estimate corrected by its own bias on the fitted Gaussian,
+// which the whole block computes (forward_fit, backward_fit).
 //
 // The pre-filter computes every filtered value with the CPU kernel's arithmetic, operation for
 // operation (filter_at: each product and sum rounded on its own, mul_rn / add_rn, in the same
@@ -138,6 +140,19 @@ __device__ inline void write_decode_outputs(acc_t* coords, acc_t* scores, int64_
   st(index + m, best);
 }
 
+// decode's pre-filter taps, passed to the kernel by value (no copy from the host, so launches can
+// be captured in CUDA graphs): half[e] is the tap at distance e = 0..r from the centre of the
+// symmetric 2r + 1 taps of gaussian_taps, in acc_t as the CPU kernel holds them. kCap is 16 for
+// r <= 15 (blur <= 5) and 3001 for the largest blur (r = 3000: 12 KB of float, 24 KB of double,
+// under CUDA 12.1's 32 KB kernel-parameter limit).
+template <typename acc_t, int kCap>
+struct HalfTaps {
+  int r;
+  acc_t half[kCap];
+};
+constexpr int kSmallTaps = 16;
+constexpr int kLargeTaps = 3001;
+
 // The fit's parameters: R, the fit box's radius (0: no fit, the soft-argmax estimate is the
 // result), the pre-filter's std, and the stop step (fit::stop_step).
 struct FitParams {
@@ -224,12 +239,12 @@ __device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw,
   return warp_fit(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), win.mi, win.mj, win.x(), win.y(), lam0, fp, scratch);
 }
 
-// The gradient coefficients of a valid fit r (fit::grad_coefficients) for the upstream (gx, gy),
+// The gradient coefficients of a valid fit r (fit::grad_coefficients) for the upstream gphi,
 // in every lane, with one warp: all its lanes must call it. scratch (shared, the warp's) holds
 // 33 * 26 doubles.
 template <typename Val>
-__device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, const fit::Result& r, double gx,
-                                             double gy, double coef[4], double* scratch) {
+__device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, const fit::Result& r,
+                                             const double gphi[4], double coef[4], double* scratch) {
   // The moments at the solution and the second-derivative sums, in one warp sum.
   double v[26];
   fit_partials(h, W, b, r.x, r.y, r.lam, v, v + 14);
@@ -239,7 +254,7 @@ __device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& 
   for (int p = 0; p < 4; ++p) mo.D[p] = v[p];
   for (int e = 0; e < 10; ++e) mo.T[e] = v[4 + e];
   for (int e = 0; e < 6; ++e) so.D2[e] = v[14 + e], so.K2[e] = v[20 + e];
-  fit::grad_coefficients(r, mo, so, gx, gy, coef);
+  fit::grad_coefficients(r, mo, so, gphi, coef);
 }
 
 // d loss / d h at pixel (i, j) of the fit box, from the coefficients.
@@ -250,28 +265,145 @@ __device__ inline double fit_pixel_grad(const double coef[4], double A, double x
   return fit::pixel_grad(coef, A, dk);
 }
 
-// Writes d loss / d h over the box b of a valid fit r into o (a map of stride W), with one warp.
-template <typename out_t, typename Val>
-__device__ inline void warp_fit_grad(const Val& h, int W, const FitBox& b, const fit::Result& r, double gx,
-                                     double gy, out_t* o, double* scratch) {
-  double coef[4];
-  warp_fit_coefficients(h, W, b, r, gx, gy, coef, scratch);
+// The fit's result as the block shares it: the first warp's lane 0 writes it, then a barrier.
+struct SharedFit {
+  double valid, A, x, y, lam, coef[4];
+  __device__ void set(const fit::Result& r) {
+    valid = r.valid ? 1.0 : 0.0;
+    A = r.A, x = r.x, y = r.y, lam = r.lam;
+  }
+};
+
+// Writes d loss / d h over the box b of a valid fit (A, x, y, lam) with coefficients coef into o (a
+// map of stride W), with one warp.
+template <typename out_t>
+__device__ inline void warp_fit_grad(const FitBox& b, const SharedFit& f, out_t* o, int W) {
   for (int k = threadIdx.x & 31; k < b.n(); k += 32) {
     const int i = b.i0 + k / b.cols, j = b.j0 + k % b.cols;
-    st(o + i * W + j, fit_pixel_grad(coef, r.A, r.x, r.y, r.lam, i, j));
+    st(o + i * W + j, fit_pixel_grad(f.coef, f.A, f.x, f.y, f.lam, i, j));
   }
 }
 
+// ---------------------------------------------------------------------------- the model's bias
+// Where the fit is valid, decode's result is the soft-argmax estimate corrected by its own bias on
+// the fitted Gaussian (../decode_fit.h): s - S + (x, y), S the window's soft-argmax of the
+// pre-filtered model, whose values ModelValues gives in acc_t (as the CPU kernel's ModelWindow).
+
+// The pre-filtered fitted model at pixel p = i * W + j: A By(i) Bx(j) (fit::blurred_terms, the
+// pre-filter's taps k as doubles), in acc_t.
+template <typename acc_t, int kCap>
+struct ModelValues {
+  const HalfTaps<acc_t, kCap>& k;
+  int H, W;
+  double A, x, y, lam;
+  __device__ ModelValues(const HalfTaps<acc_t, kCap>& k_, int H_, int W_, const SharedFit& f)
+      : k(k_), H(H_), W(W_), A(f.A), x(f.x), y(f.y), lam(f.lam) {}
+  __device__ double tap(int d) const {
+    const int e = d - k.r;
+    return static_cast<double>(k.half[e < 0 ? -e : e]);
+  }
+  __device__ fit::BlurredTerms row(int i) const {
+    return fit::blurred_terms(i, [&](int d) { return tap(d); }, k.r, H,
+                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - y, lam); });
+  }
+  __device__ fit::BlurredTerms col(int j) const {
+    return fit::blurred_terms(j, [&](int d) { return tap(d); }, k.r, W,
+                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - x, lam); });
+  }
+  __device__ acc_t operator()(int p) const {
+    const int i = p / W;
+    return static_cast<acc_t>(fit::model_value(A, row(i), col(p - i * W)));
+  }
+};
+
+// d loss / d (A, x, y, lam) of the corrected result for the upstream (gx, gy), with the block (all
+// threads must call it; the same result in every thread): (0, gx, gy, 0) minus the bias's,
+// sum over the window of (d loss / d M) dM / d(A, x, y, lam) (block_sum: scratch holds 4 kWarps).
+template <typename acc_t, int kCap>
+__device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const WindowMoments<acc_t>& model, double gx,
+                                      double gy, acc_t t, double gphi[4], double* scratch) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  const double scale = static_cast<double>(t) / model.sum;
+  for (int e = threadIdx.x; e < model.wh * model.ww; e += blockDim.x) {
+    const int i = model.i0 + e / model.ww, j = model.j0 + e % model.ww;
+    const fit::BlurredTerms ty = mv.row(i), tx = mv.col(j);
+    const acc_t M = static_cast<acc_t>(fit::model_value(mv.A, ty, tx));
+    fit::add_model_grad(model.grad_at(M, i, j, gx, gy, scale, t), mv.A, ty, tx, s);
+  }
+  block_sum<double, 4>(s, scratch);
+  gphi[0] = -s[0], gphi[1] = gx - s[1], gphi[2] = gy - s[2], gphi[3] = -s[3];
+}
+
+// The corrected coordinates (block-uniform: every thread calls it when the shared fit is valid).
+template <typename acc_t, int kCap>
+__device__ inline void corrected_coords(const HalfTaps<acc_t, kCap>& k, const WindowMoments<acc_t>& win,
+                                        const SharedFit& f, int H, int W, int best, int r, acc_t t, double* scratch,
+                                        double& x, double& y) {
+  const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, best, r, t, scratch);
+  x = (static_cast<double>(win.mj) + win.mx) - (static_cast<double>(win.mj) + model.mx) + f.x;
+  y = (static_cast<double>(win.mi) + win.my) - (static_cast<double>(win.mi) + model.my) + f.y;
+}
+
+// decode's coordinates with the pre-filter (fp.R > 0), with the block (all threads must call it):
+// the fit by the first warp, shared in f; where it is valid, the corrected estimate in (x, y) of
+// every thread, which otherwise keep the estimate. scratch holds 4 kWarps doubles, fit_scratch
+// warp_fit's.
+template <typename acc_t, int kCap, typename Filtered, typename Raw>
+__device__ inline void forward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
+                                   const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t,
+                                   const FitParams& fp, SharedFit& f, double* fit_scratch, double* scratch, double& x,
+                                   double& y) {
+  if (threadIdx.x < 32) {
+    const fit::Result fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
+    if (threadIdx.x == 0) f.set(fr);
+  }
+  __syncthreads();
+  if (f.valid != 0) corrected_coords(k, win, f, H, W, best, r, t, scratch, x, y);
+}
+
+// The backward's fit (fp.R > 0), with the block (all threads must call it): the forward's fit
+// recomputed by the first warp (the same bits, so the same `valid`), shared in f; where it is
+// valid, the upstream through the bias (model_upstream) and the first warp's gradient coefficients
+// (warp_fit_coefficients), in f.coef. Ends with a barrier. Scratch as forward_fit's (fit_scratch:
+// warp_fit_coefficients').
+template <typename acc_t, int kCap, typename Filtered, typename Raw>
+__device__ inline void backward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
+                                    const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t, double gx,
+                                    double gy, const FitParams& fp, SharedFit& f, double* fit_scratch,
+                                    double* scratch) {
+  fit::Result fr{};
+  if (threadIdx.x < 32) {
+    fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
+    if (threadIdx.x == 0) f.set(fr);
+  }
+  __syncthreads();
+  if (f.valid == 0) return;
+  const ModelValues<acc_t, kCap> mv(k, H, W, f);
+  const WindowMoments<acc_t> model(mv, H, W, best, r, t, scratch);
+  double gphi[4];
+  model_upstream(mv, model, gx, gy, t, gphi, scratch);
+  if (threadIdx.x < 32) {
+    double coef[4];
+    warp_fit_coefficients(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), fr, gphi, coef, fit_scratch);
+    if (threadIdx.x == 0)
+      for (int e = 0; e < 4; ++e) f.coef[e] = coef[e];
+  }
+  __syncthreads();
+}
+
 // hm: the maps the argmax, score and soft-argmax see (the pre-filtered maps with blur); raw: the
-// maps the fit reads (nullptr when fp.R is 0).
-template <typename in_t, typename raw_t, typename acc_t>
+// maps the fit reads (nullptr when fp.R is 0); k: the pre-filter's taps (the fit's model of hm;
+// unused when fp.R is 0).
+template <typename in_t, typename raw_t, typename acc_t, int kCap>
 __global__ void __launch_bounds__(kThreads, 4)
     decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
-                  acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t, FitParams fp) {
+                  acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t, FitParams fp,
+                  HalfTaps<acc_t, kCap> k) {
   __shared__ acc_t sv[kWarps];
   __shared__ int si[kWarps];
-  __shared__ double scratch[kWarps * 3];
+  __shared__ double scratch[kWarps * 4];
   __shared__ double fit_scratch[33 * 14];
+  __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int64_t HW = static_cast<int64_t>(H) * W;
   const in_t* h = hm + m * HW;
@@ -279,13 +411,9 @@ __global__ void __launch_bounds__(kThreads, 4)
   const GlobalValues<in_t, acc_t> val{h};
   const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);
   double x = win.x(), y = win.y();
-  if (fp.R > 0 && threadIdx.x < 32) {  // the fit: the first warp (fp.R is the same for the block)
-    const fit::Result fr = warp_fit_window(val, GlobalValues<raw_t, double>{raw + m * HW}, win, H, W, fp, fit_scratch);
-    if (fr.valid) {
-      x = fr.x;
-      y = fr.y;
-    }
-  }
+  if (fp.R > 0)  // the same for the block
+    forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, best, r, t, fp, fit_state, fit_scratch,
+                scratch, x, y);
   if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, best);
 }
 
@@ -294,15 +422,15 @@ __global__ void __launch_bounds__(kThreads, 4)
 // box, and zero everywhere without a fit (the launcher filters out back and adds raw_out). A map
 // whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and
 // sets *bad_index to 1, which the launcher turns into an error.
-template <typename in_t, typename raw_t, typename acc_t>
+template <typename in_t, typename raw_t, typename acc_t, int kCap>
 __global__ void __launch_bounds__(kThreads, 4)
     decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
                            const raw_t* __restrict__ raw, const int64_t* __restrict__ index, in_t* __restrict__ out,
                            acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
-                           FitParams fp) {
-  __shared__ double scratch[kWarps * 3];
+                           FitParams fp, HalfTaps<acc_t, kCap> k) {
+  __shared__ double scratch[kWarps * 4];
   __shared__ double fit_scratch[33 * 26];
-  __shared__ int fit_valid;
+  __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const in_t* h = hm + m * static_cast<int64_t>(HW);
@@ -319,23 +447,16 @@ __global__ void __launch_bounds__(kThreads, 4)
   const int best = static_cast<int>(best64);
   const GlobalValues<in_t, acc_t> val{h};
   const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);  // syncs the zero fill
-  double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
+  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
   const double g_peak = ld(gs + m);
-  if (fp.R > 0) {  // the forward's fit, recomputed by the first warp: the same bits, so the same `valid`
-    if (threadIdx.x < 32) {
-      const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
-      const fit::Result fr = warp_fit_window(val, hr, win, H, W, fp, fit_scratch);
-      if (fr.valid) {  // the coordinates' gradient: the raw box
-        warp_fit_grad(hr, W, FitBox(win.mi, win.mj, fp.R, H, W), fr, gx, gy, ro, fit_scratch);
-      }
-      if (threadIdx.x == 0) fit_valid = fr.valid ? 1 : 0;
-    }
-    __syncthreads();
-    if (fit_valid) gx = gy = 0;  // the score's gradient stays below
+  if (fp.R > 0) {  // the fit's gradient, to the raw box (the estimate's and the score's stay below)
+    const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
+    backward_fit(val, hr, win, k, H, W, best, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+    if (fit_state.valid != 0 && threadIdx.x < 32) warp_fit_grad(FitBox(win.mi, win.mj, fp.R, H, W), fit_state, ro, W);
   }
   const double scale = static_cast<double>(t) / win.sum;
-  for (int k = threadIdx.x; k < win.wh * win.ww; k += blockDim.x) {
-    const int a = k / win.ww, b = k - a * win.ww;
+  for (int e = threadIdx.x; e < win.wh * win.ww; e += blockDim.x) {
+    const int a = e / win.ww, b = e - a * win.ww;
     const int i = win.i0 + a, j = win.j0 + b;
     const int p = i * W + j;
     double v = win.grad_at(val(p), i, j, gx, gy, scale, t);
@@ -343,19 +464,6 @@ __global__ void __launch_bounds__(kThreads, 4)
     st(o + p, v);
   }
 }
-
-// decode's pre-filter taps, passed to the kernel by value (no copy from the host, so launches can
-// be captured in CUDA graphs): half[e] is the tap at distance e = 0..r from the centre of the
-// symmetric 2r + 1 taps of gaussian_taps, in acc_t as the CPU kernel holds them. kCap is 16 for
-// r <= 15 (blur <= 5) and 3001 for the largest blur (r = 3000: 12 KB of float, 24 KB of double,
-// under CUDA 12.1's 32 KB kernel-parameter limit).
-template <typename acc_t, int kCap>
-struct HalfTaps {
-  int r;
-  acc_t half[kCap];
-};
-constexpr int kSmallTaps = 16;
-constexpr int kLargeTaps = 3001;
 
 // decode_fused_kernel's dynamic shared memory: the rows pass R[H * W] (acc_t), then the raw map
 // (in_t), 16-byte aligned.
@@ -423,8 +531,9 @@ __global__ void __launch_bounds__(kThreads, 4)
   SHR_DYNAMIC_SMEM(smem_raw);
   __shared__ acc_t sv[kWarps];
   __shared__ int si[kWarps];
-  __shared__ double scratch[kWarps * 3];
+  __shared__ double scratch[kWarps * 4];
   __shared__ double fit_scratch[33 * 14];
+  __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const in_t* h = hm + m * static_cast<int64_t>(HW);
@@ -453,14 +562,9 @@ __global__ void __launch_bounds__(kThreads, 4)
   const int best = reduce_argmax(bv, bi, sv, si);
   const WindowMoments<acc_t> win(F, H, W, best, r, t, scratch);
   double x = win.x(), y = win.y();
-  if (fp.R > 0 && threadIdx.x < 32) {  // the fit: the first warp, on the raw map in shared memory
-    const fit::Result fr =
-        warp_fit_window(F, [&](int p) { return static_cast<double>(raw[p]); }, win, H, W, fp, fit_scratch);
-    if (fr.valid) {
-      x = fr.x;
-      y = fr.y;
-    }
-  }
+  if (fp.R > 0)  // the fit of the raw map in shared memory (the same for the block)
+    forward_fit(F, [&](int p) { return static_cast<double>(raw[p]); }, win, k, H, W, best, r, t, fp, fit_state,
+                fit_scratch, scratch, x, y);
   if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, best);
 }
 
@@ -510,7 +614,7 @@ struct BackwardSmem {
 // boxes fit in shared memory): the block reads the raw box around the forward's argmax, filters the
 // values the window and the fit's start need (filter_at: the forward's bits, so the same estimate,
 // fit and `valid`), recomputes the fit on the raw box, forms the window's gradient w.r.t. the
-// filtered map (the score's delta, and the soft-argmax's where the fit is not valid), carries it
+// filtered map (the soft-argmax estimate's and the score's delta), carries it
 // back through the filter (rows, then columns, in double, as the CPU kernel) and adds the fit's
 // gradient, writing zeros elsewhere.
 template <typename in_t, typename acc_t, int kCap>
@@ -520,9 +624,9 @@ __global__ void __launch_bounds__(kThreads, 4)
                                  in_t* __restrict__ out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
                                  HalfTaps<acc_t, kCap> k, FitParams fp, BackwardSmem layout) {
   SHR_DYNAMIC_SMEM(smem_raw);
-  __shared__ double scratch[kWarps * 3];
+  __shared__ double scratch[kWarps * 4];
   __shared__ double fit_scratch[33 * 26];
-  __shared__ double fit_state[9];  // valid, A, x, y, lam, coef[4]
+  __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const in_t* h = hm + m * static_cast<int64_t>(HW);
@@ -560,23 +664,13 @@ __global__ void __launch_bounds__(kThreads, 4)
     return static_cast<double>(raw[(i - bx.ri0) * rcols + (j - bx.rj0)]);
   };
   const WindowMoments<acc_t> win(F, H, W, best, r, t, scratch);
-  double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
+  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
   const double g_peak = ld(gs + m);
-  if (threadIdx.x == 0) fit_state[0] = 0;
-  if (fp.R > 0 && threadIdx.x < 32) {  // the forward's fit, recomputed by the first warp
-    const fit::Result fr = warp_fit_window(F, raw_at, win, H, W, fp, fit_scratch);
-    if (fr.valid) {
-      double coef[4];
-      warp_fit_coefficients(raw_at, W, FitBox(mi, mj, fp.R, H, W), fr, gx, gy, coef, fit_scratch);
-      if (threadIdx.x == 0) {
-        const double state[9] = {1.0, fr.A, fr.x, fr.y, fr.lam, coef[0], coef[1], coef[2], coef[3]};
-        for (int e = 0; e < 9; ++e) fit_state[e] = state[e];
-      }
-    }
+  bool fitted = false;
+  if (fp.R > 0) {  // the same for the block
+    backward_fit(F, raw_at, win, k, H, W, best, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+    fitted = fit_state.valid != 0;
   }
-  __syncthreads();
-  const bool fitted = fit_state[0] != 0;
-  if (fitted) gx = gy = 0;  // the coordinates' gradient is the fit's; the score's goes through the filter
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < wrows * wcols; e += blockDim.x) {
     const int i = bx.wi0 + e / wcols, j = bx.wj0 + e % wcols, p = i * W + j;
@@ -605,7 +699,7 @@ __global__ void __launch_bounds__(kThreads, 4)
         v += static_cast<double>(k.half[pi - qi < 0 ? qi - pi : pi - qi]) * gr[(pi - bx.wi0) * ocols + (qj - bx.oj0)];
     }
     if (fitted && qi >= fb.i0 && qi < fb.i0 + fb.rows && qj >= fb.j0 && qj < fb.j0 + fb.cols)
-      v += fit_pixel_grad(fit_state + 5, fit_state[1], fit_state[2], fit_state[3], fit_state[4], qi, qj);
+      v += fit_pixel_grad(fit_state.coef, fit_state.A, fit_state.x, fit_state.y, fit_state.lam, qi, qj);
     st(o + p, v);
   }
 }

@@ -492,13 +492,15 @@ def report(cfg: Config, out_dir: str, command: str) -> str:
               f"- **The defaults** (σ = {sig0}, blur = {current.DEFAULT_BLUR}, window = {current.DEFAULT_WINDOW}, "
               f"temperature = {current.DEFAULT_TEMPERATURE:g}): clean {_fmt(ours.get('clean', float('nan')))}, noise "
               f"{_fmt(ours.get('noise', float('nan')))}, network {_fmt(ours.get('network', float('nan')))} px.", "",
-              "The fit makes the window and the temperature matter only for its start and for the maps where it "
-              "does not converge, so at a given σ and blur the settings above differ by less than the tables' "
-              "rounding. σ is the training targets' width: how well a network learns narrower targets is "
-              "beyond what a codec study sees (its network-like maps are the encoder's own maps, degraded), so "
-              f"the defaults keep σ = {sig0}, blur {current.DEFAULT_BLUR} and their window and temperature (network "
-              f"error {ours.get('network', float('nan')) - at_sigma['network']:+.1e} px against the best setting at "
-              "that σ); the table above gives the other σ.", ""]
+              "The fit only corrects the soft-argmax estimate's bias (exactly, on a Gaussian), so the window, "
+              "the temperature and the blur set the estimate's noise: at a σ other than the one they were chosen "
+              "for, take the table's row for that σ (the table of every codec by map size and σ gives the "
+              "defaults at every σ). σ is the training targets' width: how well a network learns "
+              "narrower targets is beyond what a codec study sees (its network-like maps are the encoder's own "
+              f"maps, degraded), so the defaults keep σ = {sig0}, blur {current.DEFAULT_BLUR} and their window and "
+              f"temperature (network error {ours.get('network', float('nan')) - at_sigma['network']:+.1e} px "
+              "against the best setting at that σ, within the noise of the study; a trained network's maps favour "
+              "the wider window: docs/edge_exact_decoder.md).", ""]
     lines += ["## Figures", ""] + [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in figures
                                    if not p.endswith("codec_error_vs_edge_distance.png")] + [""]
     path = os.path.join(out_dir, "codec_study.md")

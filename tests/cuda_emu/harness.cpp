@@ -133,9 +133,10 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
   std::vector<acc_t> coords(2 * M, acc_t(-7)), scores(M, acc_t(-7));
   std::vector<int64_t> index(M, -7);
   const shr_ops::cuda::FitParams no_fit{0, 0.0, 0.0};  // the plain soft-argmax (blur=None)
-  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<in_t, in_t, acc_t>, dim3(M), dim3(kThreads), 0, hm.data(),
-                            static_cast<const in_t*>(nullptr), coords.data(), scores.data(), index.data(), H, W, r,
-                            static_cast<acc_t>(t), no_fit);
+  const shr_ops::cuda::HalfTaps<acc_t, shr_ops::cuda::kSmallTaps> no_taps{};
+  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<in_t, in_t, acc_t, shr_ops::cuda::kSmallTaps>, dim3(M),
+                            dim3(kThreads), 0, hm.data(), static_cast<const in_t*>(nullptr), coords.data(),
+                            scores.data(), index.data(), H, W, r, static_cast<acc_t>(t), no_fit, no_taps);
   char nm[160];
   std::snprintf(nm, sizeof nm, "decode %s %dx%d M=%d r=%d %s", tname<in_t>(), H, W, M, r, what);
   const double tol = sizeof(acc_t) == 4 ? 2e-5 : 1e-11;
@@ -175,9 +176,10 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
   for (auto& v : gs) v = static_cast<acc_t>(u(rng));
   std::vector<in_t> gh(M * HW, in_t(-7));
   int bad_index = 0;
-  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<in_t, in_t, acc_t>, dim3(M), dim3(kThreads), 0,
-                        gc.data(), gs.data(), hm.data(), static_cast<const in_t*>(nullptr), index.data(), gh.data(),
-                        static_cast<acc_t*>(nullptr), &bad_index, H, W, r, static_cast<acc_t>(t), no_fit);
+  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<in_t, in_t, acc_t, shr_ops::cuda::kSmallTaps>, dim3(M),
+                        dim3(kThreads), 0, gc.data(), gs.data(), hm.data(), static_cast<const in_t*>(nullptr),
+                        index.data(), gh.data(), static_cast<acc_t*>(nullptr), &bad_index, H, W, r,
+                        static_cast<acc_t>(t), no_fit, no_taps);
   err += bad_index;  // decode's own indices are valid
   std::snprintf(nm, sizeof nm, "decode_backward %s %dx%d M=%d r=%d %s", tname<in_t>(), H, W, M, r, what);
   Cmp cb{nm, tol, tol};
@@ -200,9 +202,38 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
 }
 
 // ---------------------------------------------------------------- decode's Gaussian fit
-// Clean Gaussians (any width, centres up to the corner) handed to the kernels as both the maps the
-// argmax sees and the raw maps: the fit must return the centre to the maps' rounding, and the
-// backward must write a finite gradient inside the fit box only (its values are checked against the
+// decode's pre-filter taps (gaussian_taps) as the kernels take them.
+template <typename T>
+shr_ops::cuda::HalfTaps<T, shr_ops::cuda::kSmallTaps> small_taps(double blur) {
+  shr_ops::cuda::HalfTaps<T, shr_ops::cuda::kSmallTaps> k{};
+  const int rf = static_cast<int>(std::ceil(3 * blur));
+  k.r = rf;
+  double s = 0;
+  for (int d = -rf; d <= rf; ++d) s += std::exp(-double(d * d) / (2 * blur * blur));
+  for (int e = 0; e <= rf; ++e) k.half[e] = static_cast<T>(std::exp(-double(e * e) / (2 * blur * blur)) / s);
+  return k;
+}
+
+// x [n] (maps of H x W) filtered by k into y, as the two-pass path does (blur_pass_kernel twice).
+template <typename T>
+int prefilter(const std::vector<T>& x, std::vector<T>& y, int H, int W,
+              const shr_ops::cuda::HalfTaps<T, shr_ops::cuda::kSmallTaps>& k) {
+  namespace sc = shr_ops::cuda;
+  const long n = static_cast<long>(x.size());
+  const unsigned grid = static_cast<unsigned>((n + kThreads - 1) / kThreads);
+  std::vector<T> tmp(n);
+  y.assign(n, T(0));
+  int err = cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, x.data(),
+                            tmp.data(), n, H, W, true, k);
+  err += cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, tmp.data(),
+                         y.data(), n, H, W, false, k);
+  return err;
+}
+
+// Clean Gaussians (any width, centres up to the corner), pre-filtered for the two-pass kernels:
+// decode (the estimate corrected by its bias on the fitted model) must return the centre to the
+// maps' rounding, and the backward must write a finite gradient: through the fit inside its box
+// only, and through the estimate inside the window only (its values are checked against the
 // reference in the Python tests).
 template <typename T>
 void test_fit(int H, int W, const std::vector<double>& centres, double sigma, int window, double blur) {
@@ -217,10 +248,14 @@ void test_fit(int H, int W, const std::vector<double>& centres, double sigma, in
       }
   const int R = static_cast<int>(shr_ops::fit::box_radius(window, blur, H, W));
   const shr_ops::cuda::FitParams fp{R, blur, shr_ops::fit::stop_step(sizeof(T) == 8)};
+  const auto k = small_taps<T>(blur);
+  std::vector<T> F;
+  int err = prefilter(hm, F, H, W, k);
   std::vector<T> coords(2 * M, T(-7)), scores(M, T(-7));
   std::vector<int64_t> index(M, -7);
-  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, hm.data(), hm.data(),
-                            coords.data(), scores.data(), index.data(), H, W, window / 2, static_cast<T>(40.0), fp);
+  err += cudaemu::launch(shr_ops::cuda::decode_kernel<T, T, T, shr_ops::cuda::kSmallTaps>, dim3(M), dim3(kThreads), 0,
+                         F.data(), hm.data(), coords.data(), scores.data(), index.data(), H, W, window / 2,
+                         static_cast<T>(40.0), fp, k);
   char nm[160];
   std::snprintf(nm, sizeof nm, "decode fit %s %dx%d M=%d sigma=%g R=%d", tname<T>(), H, W, M, sigma, R);
   const double tol = sizeof(T) == 4 ? 3e-5 : 1e-9;
@@ -232,9 +267,9 @@ void test_fit(int H, int W, const std::vector<double>& centres, double sigma, in
   verdict(c, err);
   std::vector<T> gc(2 * M, T(0.7)), gs(M, T(-0.3)), out(M * HW, T(-7)), raw_out(M * HW, T(-7));
   int bad_index = 0;
-  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, gc.data(),
-                        gs.data(), hm.data(), hm.data(), index.data(), out.data(), raw_out.data(), &bad_index, H, W,
-                        window / 2, static_cast<T>(40.0), fp);
+  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<T, T, T, shr_ops::cuda::kSmallTaps>, dim3(M),
+                        dim3(kThreads), 0, gc.data(), gs.data(), F.data(), hm.data(), index.data(), out.data(),
+                        raw_out.data(), &bad_index, H, W, window / 2, static_cast<T>(40.0), fp, k);
   err += bad_index;
   std::snprintf(nm, sizeof nm, "decode_backward fit %s %dx%d M=%d sigma=%g R=%d", tname<T>(), H, W, M, sigma, R);
   Cmp cb{nm, 0, 0};
@@ -247,8 +282,10 @@ void test_fit(int H, int W, const std::vector<double>& centres, double sigma, in
         const bool in_box = std::abs(i - mi) <= R && std::abs(j - mj) <= R;
         cb(std::isfinite(g) && (in_box || g == 0) ? 0.0 : 1.0, 0.0, "raw grad finite, zero outside the box", m);
         nonzero += g != 0;
-        // The score's gradient alone in out: a delta at the argmax (the fit took the coordinates').
-        cb(out[m * HW + long(i) * W + j], long(i) * W + j == index[m] ? double(gs[m]) : 0.0, "score grad", m);
+        // The estimate's and the score's gradient w.r.t. the filtered map: the window only.
+        const double go = out[m * HW + long(i) * W + j];
+        const bool in_window = std::abs(i - mi) <= window / 2 && std::abs(j - mj) <= window / 2;
+        cb(std::isfinite(go) && (in_window || go == 0) ? 0.0 : 1.0, 0.0, "grad finite, zero outside the window", m);
       }
     cb(nonzero > 0 ? 0.0 : 1.0, 0.0, "raw grad nonzero", m);
   }
@@ -275,23 +312,15 @@ void test_fused(int M, int H, int W, int window, double blur, uint64_t seed) {
     }
   }
   const int rf = static_cast<int>(std::ceil(3 * blur)), r = window / 2;
-  sc::HalfTaps<T, sc::kSmallTaps> k{};
-  k.r = rf;
-  double s = 0;
-  for (int d = -rf; d <= rf; ++d) s += std::exp(-double(d * d) / (2 * blur * blur));
-  for (int e = 0; e <= rf; ++e) k.half[e] = static_cast<T>(std::exp(-double(e * e) / (2 * blur * blur)) / s);
+  const auto k = small_taps<T>(blur);
   const sc::FitParams fp{static_cast<int>(shr_ops::fit::box_radius(window, blur, H, W)), blur,
                          shr_ops::fit::stop_step(sizeof(T) == 8)};
-  const unsigned grid = static_cast<unsigned>((n + kThreads - 1) / kThreads);
-  std::vector<T> tmp(n), F(n);
-  int err = cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, hm.data(),
-                            tmp.data(), n, H, W, true, k);
-  err += cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, tmp.data(), F.data(),
-                         n, H, W, false, k);
+  std::vector<T> F;
+  int err = prefilter(hm, F, H, W, k);
   std::vector<T> c2(2 * M), s2(M), c1(2 * M, T(-7)), s1(M, T(-7));
   std::vector<int64_t> i2(M), i1(M, -7);
-  err += cudaemu::launch(sc::decode_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, F.data(), hm.data(), c2.data(),
-                         s2.data(), i2.data(), H, W, r, static_cast<T>(40.0), fp);
+  err += cudaemu::launch(sc::decode_kernel<T, T, T, sc::kSmallTaps>, dim3(M), dim3(kThreads), 0, F.data(), hm.data(),
+                         c2.data(), s2.data(), i2.data(), H, W, r, static_cast<T>(40.0), fp, k);
   const int64_t smem = sc::decode_fused_smem<T, T>(HW);
   cudaemu::set_max_dynamic_smem(reinterpret_cast<const void*>(&sc::decode_fused_kernel<T, T, sc::kSmallTaps>), int(smem));
   err += cudaemu::launch(sc::decode_fused_kernel<T, T, sc::kSmallTaps>, dim3(M), dim3(kThreads), smem, hm.data(),
@@ -312,12 +341,10 @@ void test_fused(int M, int H, int W, int window, double blur, uint64_t seed) {
   for (auto& v : gs) v = static_cast<T>(u(rng) - 0.5);
   std::vector<T> out(n), raw_out(n), back(n), g2(n), g1(n, T(-7));
   int bad = 0;
-  err = cudaemu::launch(sc::decode_backward_kernel<T, T, T>, dim3(M), dim3(kThreads), 0, gc.data(), gs.data(), F.data(),
-                        hm.data(), i2.data(), out.data(), raw_out.data(), &bad, H, W, r, static_cast<T>(40.0), fp);
-  err += cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, out.data(),
-                         tmp.data(), n, H, W, true, k);
-  err += cudaemu::launch(sc::blur_pass_kernel<T, T, sc::kSmallTaps>, dim3(grid), dim3(kThreads), 0, tmp.data(),
-                         back.data(), n, H, W, false, k);
+  err = cudaemu::launch(sc::decode_backward_kernel<T, T, T, sc::kSmallTaps>, dim3(M), dim3(kThreads), 0, gc.data(),
+                        gs.data(), F.data(), hm.data(), i2.data(), out.data(), raw_out.data(), &bad, H, W, r,
+                        static_cast<T>(40.0), fp, k);
+  err += prefilter(out, back, H, W, k);
   for (long p = 0; p < n; ++p) g2[p] = back[p] + raw_out[p];
   const sc::BackwardSmem layout = sc::BackwardSmem::of<T, T>(H, W, r, rf);
   cudaemu::set_max_dynamic_smem(reinterpret_cast<const void*>(&sc::decode_backward_fused_kernel<T, T, sc::kSmallTaps>),

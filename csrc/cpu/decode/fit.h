@@ -109,8 +109,9 @@ struct GaussianFit {
     return fit::gaussian_fit(eval, x0, y0, lam0, box.cols() >= 2, box.rows() >= 2, blur, mi, mj, R, stop);
   }
 
-  // Adds d loss / d h over the box (a valid fit r just run on it) into g (the box's rows x cols).
-  void grad(const fit::Result& r, double gx, double gy, double* g) {
+  // Adds d loss / d h over the box (a valid fit r just run on it) into g (the box's rows x cols),
+  // for the upstream gradient gphi w.r.t. (A, x, y, lam).
+  void grad(const fit::Result& r, const double gphi[4], double* g) {
     tables(r.x, r.y, r.lam, true);  // the tables at the solution, with the second-order ones
     fit::Moments m;
     sums(m);
@@ -129,7 +130,7 @@ struct GaussianFit {
     s.K2[4] = dot(ty.k, ty.pl) * xkk + dot(ty.k, ty.p) * dot(tx.k, tx.l);
     s.K2[5] = ykk * dot(tx.k, tx.ll) + 2 * dot(ty.k, ty.l) * dot(tx.k, tx.l) + dot(ty.k, ty.ll) * xkk;
     double v[4];
-    fit::grad_coefficients(r, m, s, gx, gy, v);
+    fit::grad_coefficients(r, m, s, gphi, v);
     const int64_t nc = b.cols();
     for (int64_t a = 0; a < b.rows(); ++a) {
       const fit::AxisTerms yt{ty.k[a], ty.p[a], ty.l[a], 0, 0, 0};
@@ -140,6 +141,43 @@ struct GaussianFit {
         g[a * nc + c] += fit::pixel_grad(v, r.A, dk);
       }
     }
+  }
+};
+
+// The fitted model over the decode window (fit::blurred_terms): its pre-filtered values M, rounded
+// to acc_t, as a View for Window and window_grad, and the gradient of the soft-argmax's bias.
+template <typename acc_t>
+struct ModelWindow {
+  Box w;
+  std::vector<fit::BlurredTerms> ty, tx;
+  std::vector<fit::AxisTerms> src;  // the model's terms at the source positions an axis' filter reads
+  std::vector<acc_t> M;
+  // fit::blurred_terms at pos0, ..., pos0 + n - 1 on an axis of length len, with each source
+  // position's terms computed once (the same values, summed in the same order).
+  void axis(int64_t pos0, int64_t n, double c, double lam, const std::vector<acc_t>& taps, int64_t len,
+            std::vector<fit::BlurredTerms>& out) {
+    const int64_t rf = static_cast<int64_t>(taps.size() / 2);
+    const int64_t q0 = std::max<int64_t>(0, pos0 - rf), q1 = std::min<int64_t>(len - 1, pos0 + n - 1 + rf);
+    src.resize(q1 - q0 + 1);
+    for (int64_t q = q0; q <= q1; ++q) src[q - q0] = fit::axis_terms(static_cast<double>(q) - c, lam);
+    out.resize(n);
+    const auto tap = [&](int d) { return static_cast<double>(taps[d]); };
+    const auto terms = [&](int64_t q) { return src[q - q0]; };
+    for (int64_t a = 0; a < n; ++a) out[a] = fit::blurred_terms(pos0 + a, tap, static_cast<int>(rf), len, terms);
+  }
+  void fill(const fit::Result& r, const Box& wb, const std::vector<acc_t>& taps, int64_t H, int64_t W) {
+    w = wb;
+    M.resize(wb.rows() * wb.cols());
+    axis(wb.i0, wb.rows(), r.y, r.lam, taps, H, ty);
+    axis(wb.j0, wb.cols(), r.x, r.lam, taps, W, tx);
+    for (int64_t a = 0; a < wb.rows(); ++a)
+      for (int64_t c = 0; c < wb.cols(); ++c) M[a * wb.cols() + c] = static_cast<acc_t>(fit::model_value(r.A, ty[a], tx[c]));
+  }
+  View<acc_t> view() const { return View<acc_t>{M.data(), w.i0, w.j0, w.cols()}; }
+  // gphi -= sum over the window of gm (d loss / d M, window_grad's on view()) dM / d(A, x, y, lam).
+  void subtract_grad(const fit::Result& r, const double* gm, double gphi[4]) const {
+    for (int64_t a = 0; a < w.rows(); ++a)
+      for (int64_t c = 0; c < w.cols(); ++c) fit::add_model_grad(-gm[a * w.cols() + c], r.A, ty[a], tx[c], gphi);
   }
 };
 
