@@ -9,7 +9,7 @@ import torch
 
 from shr_fan.checkpoint import load_model
 from shr_fan.config import TrainConfig, check_config
-from shr_fan.curves import COLUMNS, plot_curves, probe_faces, read_curves
+from shr_fan.curves import COLUMNS, PANELS, panel_lines, plot_curves, probe_faces, read_curves
 from shr_fan.data import SyntheticFaces
 from shr_fan.errors import UserError
 from shr_fan.factory import train_dataset
@@ -106,3 +106,18 @@ def test_plot_curves_writes_a_figure(tmp_path):
     other = {c: v * 1.1 for c, v in run.items()} | {"step": steps}
     path = plot_curves({"row A": [run, other], "row B": [run]}, str(tmp_path / "curves.png"), "title")
     assert (tmp_path / "curves.png").stat().st_size > 10_000 and path.endswith("curves.png")
+
+
+def test_each_panel_draws_its_own_measure():
+    # The NME panel draws the NME column (in %), the consistency panel the consistency, the loss
+    # panel the loss: each column here has its own values, so a panel reading another fails.
+    steps = np.array([0.0, 10.0, 20.0])
+    run = {c: np.full(3, float(i)) for i, c in enumerate(COLUMNS)} | {"step": steps}
+    assert [(m, label.split(" ")[0]) for m, _, label in PANELS] == [("nme", "NME"), ("consistency", "transform"),
+                                                                    ("loss", "supervised")]
+    for measure, scale, _ in PANELS:
+        lines = panel_lines([run, run], measure, scale)
+        for split in ("train", "held_out"):
+            assert lines[split].shape == (2, 3)
+            np.testing.assert_array_equal(lines[split], run[f"{split}_{measure}"][None].repeat(2, 0) * scale)
+        assert scale == (1.0 if measure == "loss" else 100.0)

@@ -35,6 +35,9 @@ from .synthetic import FLIP_PERMUTATION
 HELD_OUT_SEED = TEST_SEED + 2
 SPLITS = ("train", "held_out")
 MEASURES = ("loss", "nme", "consistency")
+# The figure's panels: (measure, scale, axis label), left to right.
+PANELS = (("nme", 100.0, "NME % (inter-ocular)"), ("consistency", 100.0, "transform consistency %"),
+          ("loss", 1.0, "supervised loss"))
 COLUMNS = ["step"] + [f"{split}_{m}" for split in SPLITS for m in MEASURES] + ["eval_s"]
 
 
@@ -109,6 +112,17 @@ def read_curves(path: str) -> dict[str, np.ndarray]:
     return {name: np.asarray(values) for name, values in read_csv(path).items()}
 
 
+def panel_lines(runs: list[dict], measure: str, scale: float) -> dict:
+    """What a panel draws for one group of runs: {"step": the steps they all measured, split: the
+    values (runs x steps, scaled) of `measure` for split in SPLITS}."""
+    steps = sorted(set.intersection(*(set(r["step"].tolist()) for r in runs)))
+    out = {"step": steps}
+    for split in SPLITS:
+        out[split] = np.stack([[dict(zip(r["step"].tolist(), r[f"{split}_{measure}"].tolist()))[s] for s in steps]
+                               for r in runs]) * scale
+    return out
+
+
 def plot_curves(groups: dict[str, list[dict]], path: str, title: str | None = None) -> str:
     """A figure of learning curves: NME %, transform consistency % and the supervised loss against
     the step, one colour per group (a row of the ablation: {label: [read_curves(...) per seed]}),
@@ -129,19 +143,19 @@ def plot_curves(groups: dict[str, list[dict]], path: str, title: str | None = No
         handles.append(Line2D([], [], color=colour, lw=2, label=label))
         if not runs:
             continue
-        steps = sorted(set.intersection(*(set(r["step"].tolist()) for r in runs)))
-        for ax, measure, scale in zip(axes, MEASURES, (100.0, 100.0, 1.0)):
+        for ax, (measure, scale, _) in zip(axes, PANELS):
+            lines = panel_lines(runs, measure, scale)
             for split, style in (("held_out", "-"), ("train", "--")):
-                values = np.stack([[dict(zip(r["step"].tolist(), r[f"{split}_{measure}"].tolist()))[s] for s in steps]
-                                   for r in runs]) * scale
-                ax.plot(steps, values.mean(0), style, color=colour, lw=1.4)
+                values = lines[split]
+                ax.plot(lines["step"], values.mean(0), style, color=colour, lw=1.4)
                 if split == "held_out" and len(runs) > 1:
-                    ax.fill_between(steps, values.min(0), values.max(0), color=colour, alpha=0.15, lw=0)
-    for ax, name in zip(axes, ("NME % (inter-ocular)", "transform consistency %", "supervised loss")):
+                    ax.fill_between(lines["step"], values.min(0), values.max(0), color=colour, alpha=0.15, lw=0)
+    for ax, (_, _, name) in zip(axes, PANELS):
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         ax.grid(True, alpha=0.3)
-    axes[2].set_yscale("log")
+    for ax in axes:  # the untrained model's step 0 is 10-100 x the end: log axes show the end apart
+        ax.set_yscale("log")
     handles += [Line2D([], [], color="k", ls="-", label="held-out faces (band: range over seeds)"),
                 Line2D([], [], color="k", ls="--", label="training faces")]
     legend = fig.add_subplot(grid[1, :])
