@@ -80,8 +80,7 @@ def main(argv=None) -> int:
             print(f"{name}: {BASE} {base.mean():.3f}; {cells}")
         nme, err, dist = rows[-1][1]
         for lo, hi in BINS:
-            sel = dist >= lo
-            sel &= dist < hi
+            sel = (dist >= lo) & (dist < hi)
             if sel.sum() > 1:
                 cells = ", ".join(f"{k} {_pm((err[k] - err[BASE])[sel])}" for k in DECODERS)
                 print(f"  {lo}-{hi} px from the edge ({rows[-1][0]}): {sel.sum()} landmarks, {BASE} "

@@ -268,9 +268,8 @@ SHR_HOST_DEVICE inline void add_pixel_second(SecondMoments& s, double h, double 
 // The gradient of a valid fit (implicit function theorem): with the exact Hessian of the objective
 // Hs = N - sum_p r_p d^2(A k_p)/d phi^2 (r = h - A k), frozen parameters' rows and columns
 // replaced by the identity, v = Hs^-1 gphi, gphi = d loss / d (A, x, y, lam) (a frozen axis' entry
-// 0). The gradient
-// w.r.t. h_p is then v0 k_p + A (v1 k_x + v2 k_y + v3 k_lam) over the box (pixel_grad). A
-// singular Hs gives v = 0 (no gradient through the fit).
+// 0). The gradient w.r.t. h_p is then v0 k_p + A (v1 k_x + v2 k_y + v3 k_lam) over the box
+// (pixel_grad). A singular Hs gives v = 0 (no gradient through the fit).
 SHR_HOST_DEVICE inline void grad_coefficients(const Result& r, const Moments& m, const SecondMoments& s,
                                               const double gphi[4], double v[4]) {
   const double A = r.A, sc[4] = {1.0, A, A, A};

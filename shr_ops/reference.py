@@ -136,9 +136,16 @@ def prefiltered_soft_argmax(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW,
     blurred in float64 and rounded to the compute dtype of `dtype` (the maps' own dtype, by default;
     decode_with_info passes float64 maps with their original dtype, so that they are converted once
     and the gradient is summed in float64)."""
-    F = gaussian_blur(heatmaps.to(torch.float64), blur).to(compute_dtype(dtype or heatmaps.dtype))
-    soft, scores, index = decode_with_index(F, window=window, temperature=temperature)
-    return F, soft, scores, index
+    F, soft64, scores, index = _prefiltered(heatmaps, window, temperature, blur, dtype or heatmaps.dtype)
+    return F, soft64.to(F.dtype), scores, index
+
+
+def _prefiltered(heatmaps: Tensor, window: int, temperature: float, blur: float, dtype: torch.dtype):
+    """prefiltered_soft_argmax with the soft-argmax estimate unrounded (float64), as the fit's bias
+    correction takes it (decode_with_index computes in float64 and rounds only its results)."""
+    F = gaussian_blur(heatmaps.to(torch.float64), blur).to(compute_dtype(dtype))
+    soft64, scores, index = decode_with_index(F.to(torch.float64), window=window, temperature=temperature)
+    return F, soft64, scores.to(F.dtype), index
 
 
 def decode_with_info(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperature: float = DEFAULT_TEMPERATURE,
@@ -152,9 +159,8 @@ def decode_with_info(heatmaps: Tensor, *, window: int = DEFAULT_WINDOW, temperat
         coords, scores, index = decode_with_index(heatmaps, window=window, temperature=temperature)
         return coords, scores, dict(index=index, soft=coords)
     h64 = heatmaps.to(torch.float64)
-    F, soft, scores, index = prefiltered_soft_argmax(h64, window=window, temperature=temperature, blur=blur,
-                                                     dtype=heatmaps.dtype)
-    soft64 = decode_with_index(F.to(torch.float64), window=window, temperature=temperature)[0]  # unrounded
+    F, soft64, scores, index = _prefiltered(h64, window, temperature, blur, heatmaps.dtype)
+    soft = soft64.to(F.dtype)  # rounded, as decode_with_index's results: the fit's start and fallback
     coords, info = gaussian_fit.refine(h64, F, index, soft, soft64, window=window, temperature=temperature, blur=blur,
                                        dtype=heatmaps.dtype, radius=radius, max_iterations=max_iterations)
     info.update(index=index, soft=soft)

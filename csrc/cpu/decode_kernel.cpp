@@ -178,14 +178,16 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
       const int64_t ld = blur_box(h, H, W, wb, f, s, wv);
       const View<acc_t> v{wv.data(), wb.i0, wb.j0, ld};
       const Box ob = wb.grown(f.r, H, W);  // back through the filter, into the window grown by its radius
+      const double gx = gc[2 * m], gy = gc[2 * m + 1];
+      // The estimate's and the score's gradient w.r.t. the filtered window, filtered back below.
+      window_grad<acc_t>(v, wb, best, W, t, gx, gy, gs[m], g.data());
+      const double* fit_grad = nullptr;  // with a valid fit: its gradient over the raw box fb, added
+      Box fb{0, -1, 0, -1};
       if (R > 0) {  // the forward's fit, recomputed: the same bits, so the same `valid`
         const int64_t mi = best / W, mj = best % W;
         const fit::Result fr = fit_window(gf, h, H, W, Window<acc_t>(v, wb, mi, mj, t), v, wb, f, s, sv, R, stop);
-        if (fr.valid) {  // s - S + (x, y): the estimate's and the score's gradient through the filter,
-                         // and the fit's (through (x, y) and the bias S) into the raw box
-          const double gx = gc[2 * m], gy = gc[2 * m + 1];
-          const Box fb = window_box(mi, mj, R, H, W);
-          window_grad<acc_t>(v, wb, best, W, t, gx, gy, gs[m], g.data());
+        if (fr.valid) {  // s - S + (x, y): the fit's gradient, through (x, y) and the bias S
+          fb = window_box(mi, mj, R, H, W);
           mw.fill(fr, wb, f.k, H, W);
           gm.resize(wb.rows() * wb.cols());
           window_grad<acc_t>(mw.view(), wb, best, W, t, gx, gy, 0.0, gm.data());
@@ -193,12 +195,10 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
           mw.subtract_grad(fr, gm.data(), gphi);
           fg.assign(fb.rows() * fb.cols(), 0.0);
           gf.grad(fr, gphi, fg.data());
-          blur_transposed(g.data(), wb, ob, f, gr, o, W, fg.data(), fb);
-          continue;
+          fit_grad = fg.data();
         }
       }
-      window_grad<acc_t>(v, wb, best, W, t, gc[2 * m], gc[2 * m + 1], gs[m], g.data());
-      blur_transposed(g.data(), wb, ob, f, gr, o, W);
+      blur_transposed(g.data(), wb, ob, f, gr, o, W, fit_grad, fb);
     }
   });
 }

@@ -54,8 +54,8 @@ __device__ __forceinline__ T ld_coherent(const T* p) {
 // division per pixel: one per thread, then each step adds blockDim.x as (rows, cols) with a carry.
 struct PixelWalk {
   int p, i, j, di, dj, W;
-  __device__ PixelWalk(int W_) : p(threadIdx.x), i(threadIdx.x / W_), j(threadIdx.x - (threadIdx.x / W_) * W_),
-                                 di(blockDim.x / W_), dj(blockDim.x - (blockDim.x / W_) * W_), W(W_) {}
+  __device__ explicit PixelWalk(int W_)
+      : p(threadIdx.x), i(threadIdx.x / W_), j(threadIdx.x % W_), di(blockDim.x / W_), dj(blockDim.x % W_), W(W_) {}
   __device__ void next() {
     p += blockDim.x;
     i += di;

@@ -334,16 +334,6 @@ __device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const 
   gphi[0] = -s[0], gphi[1] = gx - s[1], gphi[2] = gy - s[2], gphi[3] = -s[3];
 }
 
-// The corrected coordinates (block-uniform: every thread calls it when the shared fit is valid).
-template <typename acc_t, int kCap>
-__device__ inline void corrected_coords(const HalfTaps<acc_t, kCap>& k, const WindowMoments<acc_t>& win,
-                                        const SharedFit& f, int H, int W, int best, int r, acc_t t, double* scratch,
-                                        double& x, double& y) {
-  const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, best, r, t, scratch);
-  x = (static_cast<double>(win.mj) + win.mx) - (static_cast<double>(win.mj) + model.mx) + f.x;
-  y = (static_cast<double>(win.mi) + win.my) - (static_cast<double>(win.mi) + model.my) + f.y;
-}
-
 // decode's coordinates with the pre-filter (fp.R > 0), with the block (all threads must call it):
 // the fit by the first warp, shared in f; where it is valid, the corrected estimate in (x, y) of
 // every thread, which otherwise keep the estimate. scratch holds 4 kWarps doubles, fit_scratch
@@ -358,7 +348,10 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
     if (threadIdx.x == 0) f.set(fr);
   }
   __syncthreads();
-  if (f.valid != 0) corrected_coords(k, win, f, H, W, best, r, t, scratch, x, y);
+  if (f.valid == 0) return;  // the same for the block
+  const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, best, r, t, scratch);
+  x = (static_cast<double>(win.mj) + win.mx) - (static_cast<double>(win.mj) + model.mx) + f.x;
+  y = (static_cast<double>(win.mi) + win.my) - (static_cast<double>(win.mi) + model.my) + f.y;
 }
 
 // The backward's fit (fp.R > 0), with the block (all threads must call it): the forward's fit
