@@ -97,32 +97,32 @@ SHR_HOST_DEVICE inline void add_pixel(Moments& m, double h, const double dk[4]) 
   }
 }
 
-// Solve the symmetric positive definite 4 x 4 system M d = g (M packed) by Cholesky; false when a
+// Solve the symmetric positive definite 4 x 4 system M d = g (M packed) by Cholesky, in place: M
+// becomes its factor L (packed, L[i][j] at sym(i, j)) and g the solution d (each entry is
+// overwritten only after its last use, so the arithmetic is that of separate arrays); false when a
 // pivot is not positive.
-SHR_HOST_DEVICE inline bool solve_spd4(const double M[10], const double g[4], double d[4]) {
-  double L[4][4] = {};
+SHR_HOST_DEVICE inline bool solve_spd4(double M[10], double g[4]) {
   for (int i = 0; i < 4; ++i) {
     for (int j = 0; j <= i; ++j) {
       double v = M[sym(i, j)];
-      for (int k = 0; k < j; ++k) v -= L[i][k] * L[j][k];
+      for (int k = 0; k < j; ++k) v -= M[sym(i, k)] * M[sym(j, k)];
       if (i == j) {
         if (!(v > 0)) return false;
-        L[i][i] = ::sqrt(v);
+        M[sym(i, i)] = ::sqrt(v);
       } else {
-        L[i][j] = v / L[j][j];
+        M[sym(i, j)] = v / M[sym(j, j)];
       }
     }
   }
-  double z[4];
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 4; ++i) {  // L z = g: z in g
     double v = g[i];
-    for (int k = 0; k < i; ++k) v -= L[i][k] * z[k];
-    z[i] = v / L[i][i];
+    for (int k = 0; k < i; ++k) v -= M[sym(i, k)] * g[k];
+    g[i] = v / M[sym(i, i)];
   }
-  for (int i = 3; i >= 0; --i) {
-    double v = z[i];
-    for (int k = i + 1; k < 4; ++k) v -= L[k][i] * d[k];
-    d[i] = v / L[i][i];
+  for (int i = 3; i >= 0; --i) {  // L^T d = z: d in g
+    double v = g[i];
+    for (int k = i + 1; k < 4; ++k) v -= M[sym(k, i)] * g[k];
+    g[i] = v / M[sym(i, i)];
   }
   return true;
 }
@@ -201,18 +201,22 @@ struct Result {
 // (accepted or not) below `stop` px, or after kMaxIterations. valid: converged (last step <
 // kConverged), finite, A > 0, lam within 100x of 1 / (2 blur^2), and (x, y) within R + 0.5 of the
 // argmax (mi, mj).
-template <typename Eval>
-SHR_HOST_DEVICE inline Result gaussian_fit(Eval&& eval, double x0, double y0, double lam0, bool free_x, bool free_y,
-                                           double blur, int64_t mi, int64_t mj, int64_t R, double stop) {
-  Moments m;
-  eval(x0, y0, lam0, m);
-  double A = m.D[0] / m.T[0], x = x0, y = y0, lam = lam0;
-  double f = A * (A * m.T[0] - 2 * m.D[0]);
+// `store[0]` and `store[1]` are the two Moments the iteration keeps (the current point's and the
+// trial's), which eval fills: local on the CPU, shared memory on CUDA (where holding 28 doubles
+// in every lane's registers would spill).
+template <typename Eval, typename Store>
+SHR_HOST_DEVICE inline Result gaussian_fit(Eval&& eval, Store& store, double x0, double y0, double lam0, bool free_x,
+                                           bool free_y, double blur, int64_t mi, int64_t mj, int64_t R, double stop) {
+  int cur = 0;  // store[cur]: the moments at the current point; store[1 - cur]: the trial's
+  eval(x0, y0, lam0, store[cur]);
+  double A = store[cur].D[0] / store[cur].T[0], x = x0, y = y0, lam = lam0;
+  double f = A * (A * store[cur].T[0] - 2 * store[cur].D[0]);
   double mu = kMuStart, step = INFINITY;
   int it = 0;
   const bool free_[4] = {true, free_x, free_y, true};
   while (it < kMaxIterations) {
     ++it;
+    const Moments& m = store[cur];
     const double s[4] = {1.0, A, A, A};
     double N[10], g[4];
     for (int a = 0; a < 4; ++a)
@@ -224,20 +228,20 @@ SHR_HOST_DEVICE inline Result gaussian_fit(Eval&& eval, double x0, double y0, do
       g[a] = 0;
     }
     for (int a = 0; a < 4; ++a) N[sym(a, a)] *= 1 + mu;
-    double d[4];
-    if (!solve_spd4(N, g, d)) {  // singular: not valid
+    double* d = g;  // the step, in place of g
+    if (!solve_spd4(N, g)) {  // singular: not valid
       step = NAN;
       break;
     }
     const double dx = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[1])), dy = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[2]));
     const double dl = ::fmax(-kMaxLogLamStep, ::fmin(kMaxLogLamStep, d[3] / lam));
     const double At = A + d[0], xt = x + dx, yt = y + dy, lt = lam * ::exp(dl);
-    Moments mt;
-    eval(xt, yt, lt, mt);
+    const Moments& mt = store[1 - cur];
+    eval(xt, yt, lt, store[1 - cur]);
     const double ft = At * (At * mt.T[0] - 2 * mt.D[0]);
     step = ::fmax(::fabs(dx), ::fabs(dy));
     if (ft <= f + 8 * kDoubleEps * ::fabs(f)) {  // not worse, up to rounding (NaN: rejected)
-      A = At, x = xt, y = yt, lam = lt, f = ft, m = mt;
+      A = At, x = xt, y = yt, lam = lt, f = ft, cur = 1 - cur;
       mu = ::fmax(mu * kMuDown, kMuMin);
     } else {
       mu *= kMuUp;
@@ -251,6 +255,12 @@ SHR_HOST_DEVICE inline Result gaussian_fit(Eval&& eval, double x0, double y0, do
                      ::fabs(y - static_cast<double>(mi)) <= static_cast<double>(R) + 0.5;
   return Result{A, x, y, lam, step, it, free_x, free_y, valid};
 }
+
+// gaussian_fit's two Moments, held by the caller (the CPU's).
+struct LocalMoments {
+  Moments m[2];
+  SHR_HOST_DEVICE Moments& operator[](int i) { return m[i]; }
+};
 
 // The sums the gradient needs beyond Moments (at the solution): D2[e] = sum_p h_p d_e k_p and
 // K2[e] = sum_p k_p d_e k_p for the second derivatives e in pixel_second's order.

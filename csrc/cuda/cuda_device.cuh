@@ -138,11 +138,12 @@ __device__ inline void block_sum(T (&v)[N], T* scratch) {
   __syncthreads();  // scratch may be reused after this
 }
 
-// Sum of N values over the 32 lanes of a warp, in a fixed order (deterministic); the result is
-// valid in every lane. All 32 lanes must call it. `scratch` (shared memory, the warp's own) holds
-// (32 + 1) * N values. Three warp barriers, where block_sum's shuffles take 10 N exchanges.
+// Sum of N values over the 32 lanes of a warp, in a fixed order (deterministic), into out[0..N)
+// (shared memory; lane n writes out[n]), which every lane may read after it returns. All 32 lanes
+// must call it. `scratch` (shared memory, the warp's own) holds 32 * N values. Two warp barriers;
+// the first also orders every lane's earlier reads of out before its new values.
 template <typename T, int N>
-__device__ inline void warp_sum(T (&v)[N], T* scratch) {
+__device__ inline void warp_sum_into(const T (&v)[N], T* scratch, T* out) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int n = 0; n < N; ++n) scratch[n * 32 + lane] = v[n];
@@ -150,9 +151,15 @@ __device__ inline void warp_sum(T (&v)[N], T* scratch) {
   for (int n = lane; n < N; n += 32) {
     T s = 0;
     for (int l = 0; l < 32; ++l) s += scratch[n * 32 + l];
-    scratch[32 * N + n] = s;
+    out[n] = s;
   }
   __syncwarp(0xffffffffu);
+}
+
+// warp_sum_into, with the sums back in v in every lane. `scratch` holds (32 + 1) * N values.
+template <typename T, int N>
+__device__ inline void warp_sum(T (&v)[N], T* scratch) {
+  warp_sum_into(v, scratch, scratch + 32 * N);
 #pragma unroll
   for (int n = 0; n < N; ++n) v[n] = scratch[32 * N + n];
   __syncwarp(0xffffffffu);  // scratch may be reused after this

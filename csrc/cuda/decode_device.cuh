@@ -182,87 +182,38 @@ __device__ inline double fit_start_lam(const Val& F, int H, int W, int mi, int m
   return fit::start_lam(f, has, blur);
 }
 
-// The fit's per-lane partial sums at (x, y, lam): v[0..3] = sum h dk, v[4..13] = sum dk dk (packed);
-// with `second`, also w[0..5] = sum h d2k and w[6..11] = sum k d2k (the gradient's).
-template <typename Val>
+// The fit's per-lane partial sums at (x, y, lam) over the box b of the raw map's values h(p): with
+// kSecond false, v[0..3] = sum h dk and v[4..13] = sum dk dk (packed: Moments' order); with kSecond,
+// v[0..5] = sum h d2k and v[6..11] = sum k d2k (SecondMoments', the gradient's). Each sum adds the
+// lane's pixels in the same order either way; one kind at a time holds half the accumulators.
+template <bool kSecond, typename Val>
 __device__ inline void fit_partials(const Val& h, int W, const FitBox& b, double x, double y, double lam,
-                                    double* v, double* w) {
+                                    double (&v)[kSecond ? 12 : 14]) {
   const int lane = threadIdx.x & 31;
-  for (int e = 0; e < 14; ++e) v[e] = 0;
-  if (w != nullptr)
-    for (int e = 0; e < 12; ++e) w[e] = 0;
+  for (double& e : v) e = 0;
   for (int k = lane; k < b.n(); k += 32) {
     const int a = k / b.cols, c = k - a * b.cols;
     const int i = b.i0 + a, j = b.j0 + c;
     const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
     const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
-    double dk[4];
-    fit::pixel_first(ty, tx, dk);
     const double hv = static_cast<double>(h(i * W + j));
-    for (int p = 0; p < 4; ++p) {
-      v[p] += hv * dk[p];
-      for (int q = p; q < 4; ++q) v[4 + fit::sym(p, q)] += dk[p] * dk[q];
-    }
-    if (w != nullptr) {
+    if constexpr (kSecond) {
       double d2[6];
       fit::pixel_second(ty, tx, d2);
+      const double kv = ty.k * tx.k;  // pixel_first's dk[0]
       for (int e = 0; e < 6; ++e) {
-        w[e] += hv * d2[e];
-        w[6 + e] += dk[0] * d2[e];
+        v[e] += hv * d2[e];
+        v[6 + e] += kv * d2[e];
+      }
+    } else {
+      double dk[4];
+      fit::pixel_first(ty, tx, dk);
+      for (int p = 0; p < 4; ++p) {
+        v[p] += hv * dk[p];
+        for (int q = p; q < 4; ++q) v[4 + fit::sym(p, q)] += dk[p] * dk[q];
       }
     }
   }
-}
-
-// Fits the raw map's values h(p) over the box b from (x0, y0), with one warp: all its 32 lanes must
-// call it. scratch (shared, the warp's) holds 33 * 14 doubles.
-template <typename Val>
-__device__ inline fit::Result warp_fit(const Val& h, int W, const FitBox& b, int mi, int mj, double x0, double y0,
-                                       double lam0, const FitParams& fp, double* scratch) {
-  auto eval = [&](double x, double y, double lam, fit::Moments& mo) {
-    double v[14];
-    fit_partials(h, W, b, x, y, lam, v, nullptr);
-    warp_sum<double, 14>(v, scratch);
-    for (int p = 0; p < 4; ++p) mo.D[p] = v[p];
-    for (int e = 0; e < 10; ++e) mo.T[e] = v[4 + e];
-  };
-  return fit::gaussian_fit(eval, x0, y0, lam0, b.cols >= 2, b.rows >= 2, fp.blur, mi, mj, fp.R, fp.stop);
-}
-
-// The fit of the raw map's values raw(p) around the window's argmax, started at its soft-argmax
-// estimate with the width from the filtered values F(p) (fit_start_lam), with one warp: all its
-// 32 lanes must call it. scratch as warp_fit's.
-template <typename Filtered, typename Raw, typename acc_t>
-__device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win, int H,
-                                              int W, const FitParams& fp, double* scratch) {
-  const double lam0 = fit_start_lam(F, H, W, win.mi, win.mj, fp.blur);
-  return warp_fit(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), win.mi, win.mj, win.x(), win.y(), lam0, fp, scratch);
-}
-
-// The gradient coefficients of a valid fit r (fit::grad_coefficients) for the upstream gphi,
-// in every lane, with one warp: all its lanes must call it. scratch (shared, the warp's) holds
-// 33 * 26 doubles.
-template <typename Val>
-__device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, const fit::Result& r,
-                                             const double gphi[4], double coef[4], double* scratch) {
-  // The moments at the solution and the second-derivative sums, in one warp sum.
-  double v[26];
-  fit_partials(h, W, b, r.x, r.y, r.lam, v, v + 14);
-  warp_sum<double, 26>(v, scratch);
-  fit::Moments mo;
-  fit::SecondMoments so;
-  for (int p = 0; p < 4; ++p) mo.D[p] = v[p];
-  for (int e = 0; e < 10; ++e) mo.T[e] = v[4 + e];
-  for (int e = 0; e < 6; ++e) so.D2[e] = v[14 + e], so.K2[e] = v[20 + e];
-  fit::grad_coefficients(r, mo, so, gphi, coef);
-}
-
-// d loss / d h at pixel (i, j) of the fit box, from the coefficients.
-__device__ inline double fit_pixel_grad(const double coef[4], double A, double x, double y, double lam, int i, int j) {
-  double dk[4];
-  fit::pixel_first(fit::axis_terms(static_cast<double>(i) - y, lam), fit::axis_terms(static_cast<double>(j) - x, lam),
-                   dk);
-  return fit::pixel_grad(coef, A, dk);
 }
 
 // The fit's result as the block shares it: the first warp's lane 0 writes it, then a barrier.
@@ -273,6 +224,74 @@ struct SharedFit {
     A = r.A, x = r.x, y = r.y, lam = r.lam;
   }
 };
+
+// The fit's shared memory, the first warp's: warp_sum_into's scratch and the two Moments that
+// gaussian_fit keeps (each evaluation's sums go straight there: in every lane's registers, 28
+// doubles beside the iteration's own would spill). The backward's gradient coefficients reuse it
+// for their 26 sums.
+struct FitScratch {
+  double sums[32 * 14];
+  double out[26];
+  fit::Moments moments[2];
+  __device__ fit::Moments& operator[](int i) { return moments[i]; }
+};
+static_assert(sizeof(fit::Moments) == 14 * sizeof(double), "Moments: D[4] then T[10], as a fit's 14 sums");
+static_assert(sizeof(fit::SecondMoments) == 12 * sizeof(double), "SecondMoments: D2[6] then K2[6]");
+
+// Fits the raw map's values h(p) over the box b from (x0, y0), with one warp: all its 32 lanes must
+// call it.
+template <typename Val>
+__device__ inline fit::Result warp_fit(const Val& h, int W, const FitBox& b, int mi, int mj, double x0, double y0,
+                                       double lam0, const FitParams& fp, FitScratch& fs) {
+  auto eval = [&](double x, double y, double lam, fit::Moments& mo) {
+    double v[14];
+    fit_partials<false>(h, W, b, x, y, lam, v);
+    warp_sum_into(v, fs.sums, reinterpret_cast<double*>(&mo));  // D[0..3] = v[0..3], T = v[4..13]
+  };
+  return fit::gaussian_fit(eval, fs, x0, y0, lam0, b.cols >= 2, b.rows >= 2, fp.blur, mi, mj, fp.R, fp.stop);
+}
+
+// The fit of the raw map's values raw(p) around the window's argmax, started at its soft-argmax
+// estimate with the width from the filtered values F(p) (fit_start_lam), with one warp: all its
+// 32 lanes must call it.
+template <typename Filtered, typename Raw, typename acc_t>
+__device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win, int H,
+                                              int W, const FitParams& fp, FitScratch& fs) {
+  const double lam0 = fit_start_lam(F, H, W, win.mi, win.mj, fp.blur);
+  return warp_fit(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), win.mi, win.mj, win.x(), win.y(), lam0, fp, fs);
+}
+
+// The gradient coefficients of the valid fit f of the box b (fit::grad_coefficients) for the
+// upstream gphi, in every lane, with one warp: all its lanes must call it. (Read from the block's
+// SharedFit, which holds the fit's bits, rather than kept in registers across the bias's block
+// reduction.)
+template <typename Val>
+__device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, const SharedFit& f,
+                                             const double gphi[4], double coef[4], FitScratch& fs) {
+  const fit::Result r{f.A, f.x, f.y, f.lam, 0.0, 0, b.cols >= 2, b.rows >= 2, true};  // free_*: warp_fit's
+  // The moments at the solution in out[0..14), the second-derivative sums in out[14..26).
+  {
+    double v[14];
+    fit_partials<false>(h, W, b, r.x, r.y, r.lam, v);
+    warp_sum_into(v, fs.sums, fs.out);
+  }
+  {
+    double w[12];
+    fit_partials<true>(h, W, b, r.x, r.y, r.lam, w);
+    warp_sum_into(w, fs.sums, fs.out + 14);
+  }
+  fit::grad_coefficients(r, *reinterpret_cast<const fit::Moments*>(fs.out),
+                         *reinterpret_cast<const fit::SecondMoments*>(fs.out + 14), gphi, coef);
+}
+
+// d loss / d h at pixel (i, j) of the fit box, from the coefficients.
+__device__ inline double fit_pixel_grad(const double coef[4], double A, double x, double y, double lam, int i, int j) {
+  double dk[4];
+  fit::pixel_first(fit::axis_terms(static_cast<double>(i) - y, lam), fit::axis_terms(static_cast<double>(j) - x, lam),
+                   dk);
+  return fit::pixel_grad(coef, A, dk);
+}
+
 
 // Writes d loss / d h over the box b of a valid fit (A, x, y, lam) with coefficients coef into o (a
 // map of stride W), with one warp.
@@ -341,7 +360,7 @@ __device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const 
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
                                    const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t,
-                                   const FitParams& fp, SharedFit& f, double* fit_scratch, double* scratch, double& x,
+                                   const FitParams& fp, SharedFit& f, FitScratch& fit_scratch, double* scratch, double& x,
                                    double& y) {
   if (threadIdx.x < 32) {
     const fit::Result fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
@@ -362,11 +381,10 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
                                     const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t, double gx,
-                                    double gy, const FitParams& fp, SharedFit& f, double* fit_scratch,
+                                    double gy, const FitParams& fp, SharedFit& f, FitScratch& fit_scratch,
                                     double* scratch) {
-  fit::Result fr{};
   if (threadIdx.x < 32) {
-    fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
+    const fit::Result fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
     if (threadIdx.x == 0) f.set(fr);
   }
   __syncthreads();
@@ -377,7 +395,7 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
   model_upstream(mv, model, gx, gy, t, gphi, scratch);
   if (threadIdx.x < 32) {
     double coef[4];
-    warp_fit_coefficients(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), fr, gphi, coef, fit_scratch);
+    warp_fit_coefficients(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), f, gphi, coef, fit_scratch);
     if (threadIdx.x == 0)
       for (int e = 0; e < 4; ++e) f.coef[e] = coef[e];
   }
@@ -386,17 +404,18 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
 
 // hm: the maps the argmax, score and soft-argmax see (the pre-filtered maps with blur); raw: the
 // maps the fit reads (nullptr when fp.R is 0); k: the pre-filter's taps (the fit's model of hm;
-// unused when fp.R is 0).
-template <typename in_t, typename raw_t, typename acc_t, int kCap>
-__global__ void __launch_bounds__(kThreads, 4)
+// unused when fp.R is 0). kFit false (blur=None: fp.R is 0) compiles the fit out: the plain
+// soft-argmax kernels are compiled for 8 blocks per SM (32 registers, a full SM; the forward for
+// 6 with double maps, which spill at 32) without spilling, where the fit's double-precision iteration
+// needs 114 registers for none and is held to 64 (4 blocks; benchmarks/kernel_resources.py).
+template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
+__global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 : 8))
     decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
                   acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t, FitParams fp,
                   HalfTaps<acc_t, kCap> k) {
   __shared__ acc_t sv[kWarps];
   __shared__ int si[kWarps];
   __shared__ double scratch[kWarps * 4];
-  __shared__ double fit_scratch[33 * 14];
-  __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int64_t HW = static_cast<int64_t>(H) * W;
   const in_t* h = hm + m * HW;
@@ -404,9 +423,13 @@ __global__ void __launch_bounds__(kThreads, 4)
   const GlobalValues<in_t, acc_t> val{h};
   const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);
   double x = win.x(), y = win.y();
-  if (fp.R > 0)  // the same for the block
-    forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, best, r, t, fp, fit_state, fit_scratch,
-                scratch, x, y);
+  if constexpr (kFit) {
+    __shared__ FitScratch fit_scratch;
+    __shared__ SharedFit fit_state;
+    if (fp.R > 0)  // the same for the block
+      forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, best, r, t, fp, fit_state,
+                  fit_scratch, scratch, x, y);
+  }
   if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, best);
 }
 
@@ -414,16 +437,14 @@ __global__ void __launch_bounds__(kThreads, 4)
 // else nullptr): the gradient w.r.t. the raw maps through a valid fit (fp.R > 0), zero outside its
 // box, and zero everywhere without a fit (the launcher filters out back and adds raw_out). A map
 // whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and
-// sets *bad_index to 1, which the launcher turns into an error.
-template <typename in_t, typename raw_t, typename acc_t, int kCap>
-__global__ void __launch_bounds__(kThreads, 4)
+// sets *bad_index to 1, which the launcher turns into an error. kFit as decode_kernel's.
+template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
+__global__ void __launch_bounds__(kThreads, kFit ? 4 : 8)
     decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
                            const raw_t* __restrict__ raw, const int64_t* __restrict__ index, in_t* __restrict__ out,
                            acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
                            FitParams fp, HalfTaps<acc_t, kCap> k) {
   __shared__ double scratch[kWarps * 4];
-  __shared__ double fit_scratch[33 * 26];
-  __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   const in_t* h = hm + m * static_cast<int64_t>(HW);
@@ -442,10 +463,15 @@ __global__ void __launch_bounds__(kThreads, 4)
   const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);  // syncs the zero fill
   const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
   const double g_peak = ld(gs + m);
-  if (fp.R > 0) {  // the fit's gradient, to the raw box (the estimate's and the score's stay below)
-    const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
-    backward_fit(val, hr, win, k, H, W, best, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
-    if (fit_state.valid != 0 && threadIdx.x < 32) warp_fit_grad(FitBox(win.mi, win.mj, fp.R, H, W), fit_state, ro, W);
+  if constexpr (kFit) {
+    __shared__ FitScratch fit_scratch;
+    __shared__ SharedFit fit_state;
+    if (fp.R > 0) {  // the fit's gradient, to the raw box (the estimate's and the score's stay below)
+      const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
+      backward_fit(val, hr, win, k, H, W, best, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+      if (fit_state.valid != 0 && threadIdx.x < 32)
+        warp_fit_grad(FitBox(win.mi, win.mj, fp.R, H, W), fit_state, ro, W);
+    }
   }
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < win.wh * win.ww; e += blockDim.x) {
@@ -525,7 +551,7 @@ __global__ void __launch_bounds__(kThreads, 4)
   __shared__ acc_t sv[kWarps];
   __shared__ int si[kWarps];
   __shared__ double scratch[kWarps * 4];
-  __shared__ double fit_scratch[33 * 14];
+  __shared__ FitScratch fit_scratch;
   __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int HW = H * W;
@@ -618,7 +644,7 @@ __global__ void __launch_bounds__(kThreads, 4)
                                  HalfTaps<acc_t, kCap> k, FitParams fp, BackwardSmem layout) {
   SHR_DYNAMIC_SMEM(smem_raw);
   __shared__ double scratch[kWarps * 4];
-  __shared__ double fit_scratch[33 * 26];
+  __shared__ FitScratch fit_scratch;
   __shared__ SharedFit fit_state;
   const int64_t m = blockIdx.x;
   const int HW = H * W;

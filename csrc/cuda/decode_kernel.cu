@@ -145,13 +145,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
       const at::Tensor F = blur_maps(p.hm, *blur);
       with_tap_capacity(taps, [&](auto cap) {
         constexpr int kCap = decltype(cap)::value;
-        SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<acc_t, scalar_t, acc_t, kCap>)(
+        SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<acc_t, scalar_t, acc_t, kCap, true>)(
             F.const_data_ptr<acc_t>(), p.hm.const_data_ptr<scalar_t>(), p.coords.mutable_data_ptr<acc_t>(),
             p.scores.mutable_data_ptr<acc_t>(), p.index.mutable_data_ptr<int64_t>(), H, W, r,
             static_cast<acc_t>(temperature), fp, half_taps<acc_t, kCap>(taps));
       });
     } else {
-      SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<scalar_t, scalar_t, acc_t, kSmallTaps>)(
+      SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream, decode_kernel<scalar_t, scalar_t, acc_t, kSmallTaps, false>)(
           p.hm.const_data_ptr<scalar_t>(), nullptr, p.coords.mutable_data_ptr<acc_t>(),
           p.scores.mutable_data_ptr<acc_t>(), p.index.mutable_data_ptr<int64_t>(), H, W, r,
           static_cast<acc_t>(temperature), fp, HalfTaps<acc_t, kSmallTaps>{});
@@ -198,7 +198,7 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
       with_tap_capacity(taps, [&](auto cap) {
         constexpr int kCap = decltype(cap)::value;
         SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream,
-                   decode_backward_kernel<acc_t, scalar_t, acc_t, kCap>)(
+                   decode_backward_kernel<acc_t, scalar_t, acc_t, kCap, true>)(
             p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(), F.const_data_ptr<acc_t>(),
             p.hm.const_data_ptr<scalar_t>(), p.index.const_data_ptr<int64_t>(), out.mutable_data_ptr<acc_t>(),
             raw_out.mutable_data_ptr<acc_t>(), bad_index.mutable_data_ptr<int>(), H, W, r,
@@ -206,7 +206,7 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
       });
     } else {
       SHR_LAUNCH(shape.blocks, shape.threads, shape.smem, stream,
-                 decode_backward_kernel<scalar_t, scalar_t, acc_t, kSmallTaps>)(
+                 decode_backward_kernel<scalar_t, scalar_t, acc_t, kSmallTaps, false>)(
           p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(),
           p.hm.const_data_ptr<scalar_t>(), nullptr, p.index.const_data_ptr<int64_t>(),
           p.grad.mutable_data_ptr<scalar_t>(), nullptr, bad_index.mutable_data_ptr<int>(), H, W, r,

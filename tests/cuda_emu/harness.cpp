@@ -134,7 +134,7 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
   std::vector<int64_t> index(M, -7);
   const shr_ops::cuda::FitParams no_fit{0, 0.0, 0.0};  // the plain soft-argmax (blur=None)
   const shr_ops::cuda::HalfTaps<acc_t, shr_ops::cuda::kSmallTaps> no_taps{};
-  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<in_t, in_t, acc_t, shr_ops::cuda::kSmallTaps>, dim3(M),
+  int err = cudaemu::launch(shr_ops::cuda::decode_kernel<in_t, in_t, acc_t, shr_ops::cuda::kSmallTaps, false>, dim3(M),
                             dim3(kThreads), 0, hm.data(), static_cast<const in_t*>(nullptr), coords.data(),
                             scores.data(), index.data(), H, W, r, static_cast<acc_t>(t), no_fit, no_taps);
   char nm[160];
@@ -176,7 +176,7 @@ void test_decode(int H, int W, const std::vector<double>& hmd, int r, double t, 
   for (auto& v : gs) v = static_cast<acc_t>(u(rng));
   std::vector<in_t> gh(M * HW, in_t(-7));
   int bad_index = 0;
-  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<in_t, in_t, acc_t, shr_ops::cuda::kSmallTaps>, dim3(M),
+  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<in_t, in_t, acc_t, shr_ops::cuda::kSmallTaps, false>, dim3(M),
                         dim3(kThreads), 0, gc.data(), gs.data(), hm.data(), static_cast<const in_t*>(nullptr),
                         index.data(), gh.data(), static_cast<acc_t*>(nullptr), &bad_index, H, W, r,
                         static_cast<acc_t>(t), no_fit, no_taps);
@@ -253,7 +253,7 @@ void test_fit(int H, int W, const std::vector<double>& centres, double sigma, in
   int err = prefilter(hm, F, H, W, k);
   std::vector<T> coords(2 * M, T(-7)), scores(M, T(-7));
   std::vector<int64_t> index(M, -7);
-  err += cudaemu::launch(shr_ops::cuda::decode_kernel<T, T, T, shr_ops::cuda::kSmallTaps>, dim3(M), dim3(kThreads), 0,
+  err += cudaemu::launch(shr_ops::cuda::decode_kernel<T, T, T, shr_ops::cuda::kSmallTaps, true>, dim3(M), dim3(kThreads), 0,
                          F.data(), hm.data(), coords.data(), scores.data(), index.data(), H, W, window / 2,
                          static_cast<T>(40.0), fp, k);
   char nm[160];
@@ -267,7 +267,7 @@ void test_fit(int H, int W, const std::vector<double>& centres, double sigma, in
   verdict(c, err);
   std::vector<T> gc(2 * M, T(0.7)), gs(M, T(-0.3)), out(M * HW, T(-7)), raw_out(M * HW, T(-7));
   int bad_index = 0;
-  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<T, T, T, shr_ops::cuda::kSmallTaps>, dim3(M),
+  err = cudaemu::launch(shr_ops::cuda::decode_backward_kernel<T, T, T, shr_ops::cuda::kSmallTaps, true>, dim3(M),
                         dim3(kThreads), 0, gc.data(), gs.data(), F.data(), hm.data(), index.data(), out.data(),
                         raw_out.data(), &bad_index, H, W, window / 2, static_cast<T>(40.0), fp, k);
   err += bad_index;
@@ -319,7 +319,7 @@ void test_fused(int M, int H, int W, int window, double blur, uint64_t seed) {
   int err = prefilter(hm, F, H, W, k);
   std::vector<T> c2(2 * M), s2(M), c1(2 * M, T(-7)), s1(M, T(-7));
   std::vector<int64_t> i2(M), i1(M, -7);
-  err += cudaemu::launch(sc::decode_kernel<T, T, T, sc::kSmallTaps>, dim3(M), dim3(kThreads), 0, F.data(), hm.data(),
+  err += cudaemu::launch(sc::decode_kernel<T, T, T, sc::kSmallTaps, true>, dim3(M), dim3(kThreads), 0, F.data(), hm.data(),
                          c2.data(), s2.data(), i2.data(), H, W, r, static_cast<T>(40.0), fp, k);
   const int64_t smem = sc::decode_fused_smem<T, T>(HW);
   cudaemu::set_max_dynamic_smem(reinterpret_cast<const void*>(&sc::decode_fused_kernel<T, T, sc::kSmallTaps>), int(smem));
@@ -341,7 +341,7 @@ void test_fused(int M, int H, int W, int window, double blur, uint64_t seed) {
   for (auto& v : gs) v = static_cast<T>(u(rng) - 0.5);
   std::vector<T> out(n), raw_out(n), back(n), g2(n), g1(n, T(-7));
   int bad = 0;
-  err = cudaemu::launch(sc::decode_backward_kernel<T, T, T, sc::kSmallTaps>, dim3(M), dim3(kThreads), 0, gc.data(),
+  err = cudaemu::launch(sc::decode_backward_kernel<T, T, T, sc::kSmallTaps, true>, dim3(M), dim3(kThreads), 0, gc.data(),
                         gs.data(), F.data(), hm.data(), i2.data(), out.data(), raw_out.data(), &bad, H, W, r,
                         static_cast<T>(40.0), fp, k);
   err += prefilter(out, back, H, W, k);

@@ -106,7 +106,8 @@ struct GaussianFit {
                   int64_t mi, int64_t mj, int64_t R, double stop) {
     load(h, W, box);
     auto eval = [this](double x, double y, double lam, fit::Moments& m) { moments(x, y, lam, m); };
-    return fit::gaussian_fit(eval, x0, y0, lam0, box.cols() >= 2, box.rows() >= 2, blur, mi, mj, R, stop);
+    fit::LocalMoments store;
+    return fit::gaussian_fit(eval, store, x0, y0, lam0, box.cols() >= 2, box.rows() >= 2, blur, mi, mj, R, stop);
   }
 
   // Adds d loss / d h over the box (a valid fit r just run on it) into g (the box's rows x cols),
