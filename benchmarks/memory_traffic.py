@@ -94,8 +94,10 @@ def ops(b: int, k: int, s: int, emu) -> dict:
 
 
 def take():
-    read, written, launches, temporaries, temporary_bytes = torch.ops.shr_ops_emu.take_traffic()
-    return dict(read=read, written=written, launches=launches, temporary_count=temporaries, temporaries=temporary_bytes)
+    (read, written, launches, temporaries, temporary_bytes, loads, load_bytes, stores,
+     store_bytes) = torch.ops.shr_ops_emu.take_traffic()
+    return dict(read=read, written=written, launches=launches, temporary_count=temporaries, temporaries=temporary_bytes,
+                loads=loads, load_bytes=load_bytes, stores=stores, store_bytes=store_bytes)
 
 
 def measure(emulated_batch: int, shapes=SHAPES) -> list[dict]:
@@ -117,8 +119,14 @@ def measure(emulated_batch: int, shapes=SHAPES) -> list[dict]:
                              launches=t["launches"], temporaries=t["temporaries"] * scale, read=read,
                              written=written, minimum_read=min_read * scale, minimum_written=min_written * scale,
                              temporary_count=t["temporary_count"], emulated_shape=f"B={eb} K={k} {s}x{s}",
-                             scale=scale))
+                             scale=scale, bytes_per_load=_width(t["load_bytes"], t["loads"]),
+                             bytes_per_store=_width(t["store_bytes"], t["stores"])))
     return rows
+
+
+def _width(nbytes: int, accesses: int) -> float | None:
+    """Mean bytes per load or store of the device code (None: none made)."""
+    return nbytes / accesses if accesses else None
 
 
 def _mb(x: int) -> str:
@@ -126,12 +134,16 @@ def _mb(x: int) -> str:
 
 
 def markdown_table(rows: list[dict]) -> list[str]:
-    out = ["| op | shape | read MB | written MB | bytes / minimum | launches | temporaries MB (count) |",
-           "|---|---|---|---|---|---|---|"]
+    def w(v):
+        return "-" if v is None else f"{v:.1f}"
+
+    out = ["| op | shape | read MB | written MB | bytes / minimum | launches | temporaries MB (count) "
+           "| bytes / load, / store |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['op']} | {r['shape']} | {_mb(r['read'])} | {_mb(r['written'])} | "
                    f"{r['bytes'] / r['minimum_bytes']:.2f} | {r['launches']} | {_mb(r['temporaries'])} "
-                   f"({r['temporary_count']}) |")
+                   f"({r['temporary_count']}) | {w(r['bytes_per_load'])}, {w(r['bytes_per_store'])} |")
     return out
 
 
@@ -145,7 +157,9 @@ def docs_section(rows: list[dict], seconds: float, emulated_batch: int) -> str:
              f"device tensors the launcher allocates. B=256 K=98 is emulated on {emulated_batch} images and "
              "scaled (the script's docstring says why that is exact up to the backward passes' window reads). "
              "Targets (issue 14): bytes at most 1.05 x the minimum, one launch for each forward, no full-size "
-             "temporaries.", ""]
+             "temporaries. Bytes / load and / store: the mean width of the device code's global accesses (its "
+             "ld / st calls; 16 where a kernel moves its maps in 16-byte Packs, 4 for scalar float32 accesses; "
+             "not the ATen ops a launcher runs).", ""]
     return "\n".join(lines + markdown_table(rows)) + "\n"
 
 

@@ -154,18 +154,22 @@ def test_emulator_counts_global_memory_traffic():
     lm = torch.tensor([[[3.3, 4.4], [10.5, 2.0], [7.0, 7.0]]])  # 3 maps of 16 x 16 float32: 1 KiB each
     take()
     heat = emu.encode(lm, None, 16, 16, 2.0, None, torch.float32)
-    read, written, launches, temporaries, temporary_bytes = take()
+    read, written, launches, temporaries, temporary_bytes, loads, load_bytes, stores, store_bytes = take()
     assert (written, launches, temporaries) == (3 * 1024, 1, 0)
     assert read == 32  # the 24 bytes of landmarks, one sector (read by every thread: counted once)
+    assert (stores, store_bytes) == (3 * 256 // 4, 3 * 1024)  # the maps in 16-byte Packs
+    assert (loads, load_bytes) == (3 * 256 * 2, 3 * 256 * 8)  # each thread loads its landmark's x and y
+    emu.encode(lm, None, 15, 15, 2.0, None, torch.float32)  # 225 pixels a map: not packable, scalar stores
+    assert take()[7:] == [3 * 225, 3 * 225 * 4]
     emu.decode(heat, 5, 10.0, None)
-    read, written, launches, temporaries, _ = take()
+    read, written, launches, temporaries, *_ = take()
     assert read == 3 * 1024 and launches == 1 and temporaries == 0
     assert written == 32 + 32 + 32  # coords (24 B), scores (12 B), index (24 B): a sector each
     _, _, index = emu.decode(heat, 9, 40.0, 2.0)  # with the pre-filter, fused: one launch, one read of each map
-    assert take() == [3 * 1024, 96, 1, 0, 0]
+    assert take()[:5] == [3 * 1024, 96, 1, 0, 0]
     gc, gs = torch.ones(1, 3, 2), torch.ones(1, 3)
     emu.decode_backward(gc, gs, heat, index, 9, 40.0, 2.0)  # fused: each gradient map written once
-    read, written, launches, temporaries, temporary_bytes = take()
+    read, written, launches, temporaries, temporary_bytes, *_ = take()
     assert written == 3 * 1024 + 4 and read < 3 * 1024  # the maps and the zeroed flag; only boxes are read
     assert launches == 2 and (temporaries, temporary_bytes) == (1, 4)  # and the zeroed bad-index flag
     pred = torch.rand(1, 3, 16, 16)
@@ -173,7 +177,7 @@ def test_emulator_counts_global_memory_traffic():
     take()
     for _ in range(3):  # one launch each: the last block sums the partials and leaves the counter at 0
         assert torch.equal(emu.heatmap_loss(pred, lm, None, 2.0, 1.0, 0.1, 1.0), first)
-        read, written, launches, temporaries, temporary_bytes = take()
+        read, written, launches, temporaries, temporary_bytes, *_ = take()
         assert launches == 1 and (temporaries, temporary_bytes) == (1, 3 * 8)  # the partials
         assert written == 32 + 32 + 32  # the partials (24 B), the count (4 B), the loss (4 B): a sector each
         assert 3 * 1024 <= read <= 3 * 1024 + 4 * 32  # the maps, landmarks, partials and count

@@ -50,19 +50,102 @@ __device__ __forceinline__ T ld_coherent(const T* p) {
 #endif
 }
 
-// The pixels p = threadIdx.x, threadIdx.x + blockDim.x, ... of an H x W map as (row, col), without a
-// division per pixel: one per thread, then each step adds blockDim.x as (rows, cols) with a carry.
+// The pixels p = n threadIdx.x, n (threadIdx.x + blockDim.x), ... of an H x W map as (row, col),
+// without a division per pixel: one per thread, then each step adds n blockDim.x as (rows, cols)
+// with a carry. n > 1 walks the first pixels of the thread's groups of n (for the Pack accesses).
 struct PixelWalk {
-  int p, i, j, di, dj, W;
-  __device__ explicit PixelWalk(int W_)
-      : p(threadIdx.x), i(threadIdx.x / W_), j(threadIdx.x % W_), di(blockDim.x / W_), dj(blockDim.x % W_), W(W_) {}
+  int p, i, j, di, dj, W, step;
+  __device__ explicit PixelWalk(int W_, int n = 1)
+      : p(n * threadIdx.x), i(p / W_), j(p % W_), di(n * blockDim.x / W_), dj(n * blockDim.x % W_), W(W_),
+        step(n * blockDim.x) {}
   __device__ void next() {
-    p += blockDim.x;
+    p += step;
     i += di;
     j += dj;  // dj < W, so at most one carry
     if (j >= W) j -= W, ++i;
   }
 };
+
+// N consecutive values of a map moved as one access of N sizeof(T) bytes (16: one vector load or
+// store a thread, where a scalar access moves 2-8). ld_pack / st_pack count the bytes as ld / st.
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+template <typename T>
+constexpr int kPack = 16 / static_cast<int>(sizeof(T));  // values in 16 bytes
+
+template <int N, typename T>
+__device__ __forceinline__ Pack<T, N> ld_pack(const T* p) {
+  SHR_COUNT_GLOBAL(p, N * sizeof(T), false);
+  return *reinterpret_cast<const Pack<T, N>*>(p);
+}
+template <int N, typename T>
+__device__ __forceinline__ void st_pack(T* p, const Pack<T, N>& v) {
+  SHR_COUNT_GLOBAL(p, N * sizeof(T), true);
+  *reinterpret_cast<Pack<T, N>*>(p) = v;
+}
+
+// Whether the maps at `base` (HW values of T each, back to back) can be moved in Packs of kPack<T>:
+// the base 16-byte aligned and HW a multiple of kPack, so every map starts aligned too.
+template <typename T>
+__device__ __forceinline__ bool packable(const T* base, int64_t HW) {
+  return reinterpret_cast<uintptr_t>(base) % 16 == 0 && HW % kPack<T> == 0;
+}
+
+// Each thread's pixels of one H x W map (HW pixels) in groups of N consecutive values
+// (PixelWalk(W, N)): f(p, i[N], j[N]) with the group's first index p and each value's row and
+// column. N divides HW. The callers load and store the group as one Pack.
+template <int N, typename F>
+__device__ __forceinline__ void for_each_group(int HW, int W, const F& f) {
+  for (PixelWalk q(W, N); q.p < HW; q.next()) {
+    int i[N], j[N];
+    i[0] = q.i, j[0] = q.j;
+#pragma unroll
+    for (int e = 1; e < N; ++e) {
+      i[e] = i[e - 1], j[e] = j[e - 1] + 1;
+      if (j[e] == W) j[e] = 0, ++i[e];
+    }
+    f(q.p, i, j);
+  }
+}
+
+// A map's HW values at o written by the block, value(p, i, j) (in any type that converts to T) at
+// pixel p = i W + j: in Packs of kPack<T> where the maps at `base` are packable, else one at a time.
+template <int N, typename T, typename F>
+__device__ __forceinline__ void store_groups(T* o, int HW, int W, const F& value) {
+  for_each_group<N>(HW, W, [&](int p, const int (&i)[N], const int (&j)[N]) {
+    Pack<T, N> pk;
+#pragma unroll
+    for (int e = 0; e < N; ++e) pk.v[e] = static_cast<T>(value(p + e, i[e], j[e]));
+    st_pack(o + p, pk);
+  });
+}
+template <typename T, typename F>
+__device__ __forceinline__ void store_map(const T* base, T* o, int HW, int W, const F& value) {
+  if (packable(base, HW))  // the same for every block of the launch
+    store_groups<kPack<T>>(o, HW, W, value);
+  else
+    store_groups<1>(o, HW, W, value);
+}
+
+// A map's HW values at g read by the block, f(v, p, i, j) for the value v at pixel p = i W + j, the
+// thread's pixels in increasing order: in Packs as store_map.
+template <int N, typename T, typename F>
+__device__ __forceinline__ void load_groups(const T* g, int HW, int W, const F& f) {
+  for_each_group<N>(HW, W, [&](int p, const int (&i)[N], const int (&j)[N]) {
+    const Pack<T, N> pk = ld_pack<N>(g + p);
+#pragma unroll
+    for (int e = 0; e < N; ++e) f(pk.v[e], p + e, i[e], j[e]);
+  });
+}
+template <typename T, typename F>
+__device__ __forceinline__ void load_map(const T* base, const T* g, int HW, int W, const F& f) {
+  if (packable(base, HW))
+    load_groups<kPack<T>>(g, HW, W, f);
+  else
+    load_groups<1>(g, HW, W, f);
+}
 
 constexpr int kThreads = 256;  // threads per block: one block per map
 constexpr int kWarps = kThreads / 32;

@@ -66,17 +66,19 @@ __device__ inline int reduce_argmax(acc_t bv, int bi, acc_t* sv, int* si) {
   return bi;
 }
 
+// The first maximum of the n values at h (a map of the maps at base: load_map's Packs where they
+// are packable; arg_better is a total order, so the thread's order does not matter).
 template <typename in_t, typename acc_t>
-__device__ inline int block_argmax(const in_t* h, int n, acc_t* sv, int* si) {
+__device__ inline int block_argmax(const in_t* base, const in_t* h, int n, acc_t* sv, int* si) {
   acc_t bv = -static_cast<acc_t>(INFINITY);
   int bi = INT32_MAX;
-  for (int p = threadIdx.x; p < n; p += blockDim.x) {
-    const acc_t v = static_cast<acc_t>(ld(h + p));
+  load_map(base, h, n, n, [&](in_t hv, int p, int, int) {
+    const acc_t v = static_cast<acc_t>(hv);
     if (arg_better(v, p, bv, bi)) {
       bv = v;
       bi = p;
     }
-  }
+  });
   return reduce_argmax(bv, bi, sv, si);
 }
 
@@ -405,9 +407,10 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
 // hm: the maps the argmax, score and soft-argmax see (the pre-filtered maps with blur); raw: the
 // maps the fit reads (nullptr when fp.R is 0); k: the pre-filter's taps (the fit's model of hm;
 // unused when fp.R is 0). kFit false (blur=None: fp.R is 0) compiles the fit out: the plain
-// soft-argmax kernels are compiled for 8 blocks per SM (32 registers, a full SM; the forward for
-// 6 with double maps, which spill at 32) without spilling, where the fit's double-precision iteration
-// needs 114 registers for none and is held to 64 (4 blocks; benchmarks/kernel_resources.py).
+// soft-argmax kernels are compiled for 8 blocks per SM (32 registers, a full SM; with double
+// maps, which spill at 32, the forward for 6 and the backward for 4) without spilling, where the
+// fit's double-precision iteration needs 114 registers for none and is held to 64 (4 blocks;
+// benchmarks/kernel_resources.py).
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
 __global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 : 8))
     decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
@@ -419,7 +422,7 @@ __global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 :
   const int64_t m = blockIdx.x;
   const int64_t HW = static_cast<int64_t>(H) * W;
   const in_t* h = hm + m * HW;
-  const int best = block_argmax<in_t, acc_t>(h, H * W, sv, si);
+  const int best = block_argmax<in_t, acc_t>(hm, h, H * W, sv, si);
   const GlobalValues<in_t, acc_t> val{h};
   const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);
   double x = win.x(), y = win.y();
@@ -439,7 +442,7 @@ __global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 :
 // whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and
 // sets *bad_index to 1, which the launcher turns into an error. kFit as decode_kernel's.
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
-__global__ void __launch_bounds__(kThreads, kFit ? 4 : 8)
+__global__ void __launch_bounds__(kThreads, kFit || sizeof(acc_t) == 8 ? 4 : 8)
     decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
                            const raw_t* __restrict__ raw, const int64_t* __restrict__ index, in_t* __restrict__ out,
                            acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
@@ -451,9 +454,8 @@ __global__ void __launch_bounds__(kThreads, kFit ? 4 : 8)
   in_t* o = out + m * static_cast<int64_t>(HW);
   acc_t* ro = raw_out != nullptr ? raw_out + m * static_cast<int64_t>(HW) : nullptr;
   const int64_t best64 = ld(index + m);
-  for (int p = threadIdx.x; p < HW; p += blockDim.x) st(o + p, in_t(0));
-  if (ro != nullptr)
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) st(ro + p, acc_t(0));
+  store_map(out, o, HW, W, [](int, int, int) { return in_t(0); });
+  if (ro != nullptr) store_map(raw_out, ro, HW, W, [](int, int, int) { return acc_t(0); });
   if (best64 < 0 || best64 >= HW) {  // the same for every thread of the block
     if (threadIdx.x == 0) st(bad_index, 1);
     return;
@@ -558,7 +560,7 @@ __global__ void __launch_bounds__(kThreads, 4)
   const in_t* h = hm + m * static_cast<int64_t>(HW);
   acc_t* R = reinterpret_cast<acc_t*>(smem_raw);  // the rows pass, then the raw map after it
   in_t* raw = reinterpret_cast<in_t*>(smem_raw + decode_fused_raw_offset<acc_t>(HW));
-  for (int p = threadIdx.x; p < HW; p += blockDim.x) raw[p] = ld(h + p);
+  load_map(hm, h, HW, W, [&](in_t v, int p, int, int) { raw[p] = v; });
   __syncthreads();
   for (int p = threadIdx.x; p < HW; p += blockDim.x) {
     const int i = p / W, j = p - i * W;
@@ -652,7 +654,7 @@ __global__ void __launch_bounds__(kThreads, 4)
   in_t* o = out + m * static_cast<int64_t>(HW);
   const int64_t best64 = ld(index + m);
   if (best64 < 0 || best64 >= HW) {  // the same for every thread of the block
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) st(o + p, in_t(0));
+    store_map(out, o, HW, W, [](int, int, int) { return in_t(0); });
     if (threadIdx.x == 0) st(bad_index, 1);
     return;
   }
@@ -709,8 +711,10 @@ __global__ void __launch_bounds__(kThreads, 4)
   }
   __syncthreads();
   const FitBox fb(mi, mj, fp.R, H, W);
-  for (int p = threadIdx.x; p < HW; p += blockDim.x) {
-    const int qi = p / W, qj = p - qi * W;
+  // One store a pixel: Pack stores here (of zeros outside the boxes, or of each group's values)
+  // made the fit's spills larger (benchmarks/kernel_resources.py).
+  for (PixelWalk q(W); q.p < HW; q.next()) {
+    const int qi = q.i, qj = q.j;
     double v = 0;
     if (qi >= bx.oi0 && qi <= bx.oi1 && qj >= bx.oj0 && qj <= bx.oj1) {  // columns pass
       const int a0 = max(bx.wi0, qi - rf), a1 = min(bx.wi1, qi + rf);
@@ -719,7 +723,7 @@ __global__ void __launch_bounds__(kThreads, 4)
     }
     if (fitted && qi >= fb.i0 && qi < fb.i0 + fb.rows && qj >= fb.j0 && qj < fb.j0 + fb.cols)
       v += fit_pixel_grad(fit_state.coef, fit_state.A, fit_state.x, fit_state.y, fit_state.lam, qi, qj);
-    st(o + p, v);
+    st(o + q.p, v);
   }
 }
 

@@ -1,6 +1,7 @@
 // Device code of shr_ops::encode and shr_ops::encode_backward (one block per map). The separable
 // factors exp(-(j - x)^2 / 2s^2) and exp(-(i - y)^2 / 2s^2) are computed once per map into shared
-// memory; each pixel is then one product. Same semantics as the CPU kernels (cpu/encode_kernel.cpp):
+// memory; each pixel is then one product. Maps move in 16-byte Packs where they are aligned to it
+// (packable), else one value at a time. Same semantics as the CPU kernels (cpu/encode_kernel.cpp):
 // the truncation test rounds as the CPU does (squared_distance), and the forward flushes results
 // below the smallest normal number of the compute dtype to zero, as the CPU's flush-to-zero mode
 // does. No ATen: compiled by nvcc, and by g++ under the emulator (csrc/emu).
@@ -19,16 +20,16 @@ __global__ void encode_kernel(const acc_t* __restrict__ lm, const bool* __restri
   const int64_t m = blockIdx.x;
   const int HW = H * W;
   out_t* o = out + m * static_cast<int64_t>(HW);
-  if (!fill_axes(lm, vis, m, H, W, neg_inv_2s2, a)) {
-    for (int p = threadIdx.x; p < HW; p += blockDim.x) st(o + p, out_t(0));
-    return;
-  }
-  for (PixelWalk q(W); q.p < HW; q.next()) {
-    acc_t v = a.ey[q.i] * a.ex[q.j];
-    if (v < smallest_normal<acc_t>()) v = acc_t(0);  // flush denormals (v >= 0)
-    if (r2 >= 0 && squared_distance(a.dx[q.j], a.dy[q.i]) > r2) v = acc_t(0);
-    st(o + q.p, v);
-  }
+  const bool valid = fill_axes(lm, vis, m, H, W, neg_inv_2s2, a);  // a missing landmark: a zero map
+  store_map(out, o, HW, W, [&](int, int i, int j) {
+    acc_t v = acc_t(0);
+    if (valid) {
+      v = a.ey[i] * a.ex[j];
+      if (v < smallest_normal<acc_t>()) v = acc_t(0);  // flush denormals (v >= 0)
+      if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) v = acc_t(0);
+    }
+    return v;
+  });
 }
 
 template <typename grad_t, typename acc_t>
@@ -43,12 +44,12 @@ __global__ void encode_backward_kernel(const grad_t* __restrict__ g, const acc_t
   const bool valid = fill_axes(lm, vis, m, H, W, neg_inv_2s2, a);
   acc_t s[2] = {acc_t(0), acc_t(0)};
   if (valid) {
-    for (PixelWalk q(W); q.p < HW; q.next()) {
-      if (r2 >= 0 && squared_distance(a.dx[q.j], a.dy[q.i]) > r2) continue;
-      const acc_t gh = static_cast<acc_t>(ld(gm + q.p)) * a.ey[q.i] * a.ex[q.j];
-      s[0] += gh * a.dx[q.j];
-      s[1] += gh * a.dy[q.i];
-    }
+    load_map(g, gm, HW, W, [&](grad_t gv, int, int i, int j) {
+      if (r2 >= 0 && squared_distance(a.dx[j], a.dy[i]) > r2) return;
+      const acc_t gh = static_cast<acc_t>(gv) * a.ey[i] * a.ex[j];
+      s[0] += gh * a.dx[j];
+      s[1] += gh * a.dy[i];
+    });
   }
   block_sum<acc_t, 2>(s, reinterpret_cast<acc_t*>(a.scratch));
   if (threadIdx.x == 0) {

@@ -1,7 +1,7 @@
 // Device code of shr_ops::heatmap_loss and shr_ops::heatmap_loss_backward (formulas:
 // ../heatmap_loss.h). Same semantics and formulas as the CPU kernels. One block per map: the
 // separable factors of the SHR target go to shared memory, each thread takes a strided share of the
-// pixels, and a block reduction (fixed order) gives the map's float64 partial. The forward is one
+// pixels (in 16-byte Packs where the maps are aligned to it), and a block reduction (fixed order) gives the map's float64 partial. The forward is one
 // launch: the block that finishes last (a completion count) sums the partials in a fixed order. No
 // floating-point atomics: the result is deterministic, whatever order the blocks run in. No ATen:
 // compiled by nvcc, and by g++ under the emulator (csrc/emu).
@@ -12,6 +12,33 @@
 
 namespace shr_ops {
 namespace cuda {
+
+// The SHR target at (i, j) from the map's factors.
+template <typename acc_t>
+__device__ __forceinline__ acc_t loss_target(const AxesView<acc_t>& a, const LossParams<acc_t>& k, int i, int j) {
+  return (k.scale * a.ey[i]) * a.ex[j];
+}
+
+// The backward over map m in groups of N: writes grad_pred = c w (pred - t) (one Pack load and
+// store each) and adds the thread's share of sum w (pred - t) t (j - x, i - y) into (sx, sy).
+template <int N, typename pred_t, typename acc_t>
+__device__ inline void loss_backward_pixels(const pred_t* pm, pred_t* gm, int HW, int W, const AxesView<acc_t>& a,
+                                            const LossParams<acc_t>& k, acc_t c, acc_t& sx, acc_t& sy) {
+  for_each_group<N>(HW, W, [&](int p, const int (&i)[N], const int (&j)[N]) {
+    const Pack<pred_t, N> pk = ld_pack<N>(pm + p);
+    Pack<pred_t, N> out;
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      const acc_t t = loss_target(a, k, i[e], j[e]);
+      const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(pk.v[e]) - t);
+      out.v[e] = static_cast<pred_t>(c * wr);
+      const acc_t u = wr * t;
+      sx += u * a.dx[j[e]];
+      sy += u * a.dy[i[e]];
+    }
+    st_pack(gm + p, out);
+  });
+}
 
 // out = sum_m partial[m] / n, in one launch of one block per map. Block m writes its map's
 // partial[m] = sum_ij w (pred - t)^2, then counts itself done on `done` (atomicInc with the limit
@@ -33,11 +60,11 @@ __global__ void heatmap_loss_kernel(const pred_t* __restrict__ pred, const acc_t
   const pred_t* pm = pred + m * static_cast<int64_t>(HW);
   fill_axes(lm, vis, m, H, W, k.neg_inv_2s2, a, true);  // a missing landmark's target is 0: pred - 0
   acc_t s = 0;
-  for (PixelWalk q(W); q.p < HW; q.next()) {
-    const acc_t t = (k.scale * a.ey[q.i]) * a.ex[q.j];
-    const acc_t r = static_cast<acc_t>(ld(pm + q.p)) - t;
+  load_map(pred, pm, HW, W, [&](pred_t pv, int, int i, int j) {
+    const acc_t t = loss_target(a, k, i, j);
+    const acc_t r = static_cast<acc_t>(pv) - t;
     s += (t > k.thr ? k.fw : acc_t(1)) * r * r;
-  }
+  });
   double v[1] = {static_cast<double>(s)};
   block_sum<double, 1>(v, scratch);
   if (threadIdx.x == 0) {
@@ -68,14 +95,10 @@ __global__ void heatmap_loss_backward_kernel(const acc_t* __restrict__ grad, con
   fill_axes(lm, vis, m, H, W, k.neg_inv_2s2, a, true);  // a missing landmark's target is 0: pred - 0
   const acc_t c = static_cast<acc_t>(2.0 * static_cast<double>(ld(grad)) / n);
   acc_t sx = 0, sy = 0;
-  for (PixelWalk q(W); q.p < HW; q.next()) {
-    const acc_t t = (k.scale * a.ey[q.i]) * a.ex[q.j];
-    const acc_t wr = (t > k.thr ? k.fw : acc_t(1)) * (static_cast<acc_t>(ld(pred + offset + q.p)) - t);
-    st(grad_pred + offset + q.p, c * wr);
-    const acc_t u = wr * t;
-    sx += u * a.dx[q.j];
-    sy += u * a.dy[q.i];
-  }
+  if (packable(pred, HW) && packable(grad_pred, HW))
+    loss_backward_pixels<kPack<pred_t>>(pred + offset, grad_pred + offset, HW, W, a, k, c, sx, sy);
+  else
+    loss_backward_pixels<1>(pred + offset, grad_pred + offset, HW, W, a, k, c, sx, sy);
   double v[2] = {static_cast<double>(sx), static_cast<double>(sy)};
   block_sum<double, 2>(v, reinterpret_cast<double*>(a.scratch));
   if (threadIdx.x == 0) {

@@ -141,21 +141,33 @@ inline std::mutex g_launch_mutex;
 // Global-memory traffic since the last take_traffic: bytes read and written (distinct 32-byte
 // sectors per launch: each thread lists the sectors it touches while its block runs, the lists
 // are merged when the block ends and counted when the launch ends), launches, device temporaries.
+// Also the device code's accesses (ld / st calls: loads, then stores) and the bytes they ask for,
+// whose ratio is the width of its accesses (16 for a Pack of 16 bytes, 4 for one float).
 struct Traffic {
   uint64_t read = 0, written = 0, launches = 0, temporaries = 0, temporary_bytes = 0;
+  uint64_t accesses[2] = {0, 0}, access_bytes[2] = {0, 0};
 };
 inline std::atomic<uint64_t> g_read{0}, g_written{0}, g_launches{0}, g_temporaries{0}, g_temporary_bytes{0};
+inline std::atomic<uint64_t> g_accesses[2] = {0, 0}, g_access_bytes[2] = {0, 0};
 inline thread_local std::vector<uint64_t> t_sectors[2];  // read, written
+inline thread_local uint64_t t_accesses[2] = {0, 0}, t_access_bytes[2] = {0, 0};
 inline std::mutex g_sector_mutex;
 inline std::unordered_set<uint64_t> g_sectors[2];
 constexpr int kSectorShift = 5;  // 32-byte sectors
 inline void count_global(const void* p, size_t bytes, bool is_write) {
+  ++t_accesses[is_write];
+  t_access_bytes[is_write] += bytes;
   std::vector<uint64_t>& v = t_sectors[is_write];
   const uint64_t a = reinterpret_cast<uintptr_t>(p);
   for (uint64_t s = a >> kSectorShift; s <= (a + bytes - 1) >> kSectorShift; ++s)
     if (v.empty() || v.back() != s) v.push_back(s);
 }
 inline void flush_traffic() {  // a thread, at the end of its block
+  for (int w = 0; w < 2; ++w) {
+    g_accesses[w].fetch_add(t_accesses[w]);
+    g_access_bytes[w].fetch_add(t_access_bytes[w]);
+    t_accesses[w] = t_access_bytes[w] = 0;
+  }
   if (t_sectors[0].empty() && t_sectors[1].empty()) return;
   std::lock_guard<std::mutex> lock(g_sector_mutex);
   for (int w = 0; w < 2; ++w) {
@@ -188,6 +200,10 @@ inline Traffic take_traffic() {
   t.launches = g_launches.exchange(0);
   t.temporaries = g_temporaries.exchange(0);
   t.temporary_bytes = g_temporary_bytes.exchange(0);
+  for (int w = 0; w < 2; ++w) {
+    t.accesses[w] = g_accesses[w].exchange(0);
+    t.access_bytes[w] = g_access_bytes[w].exchange(0);
+  }
   return t;
 }
 

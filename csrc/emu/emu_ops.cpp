@@ -12,11 +12,16 @@
 
 namespace {
 
-// [bytes read, bytes written, launches, temporaries, temporary bytes] since the last call.
+// [bytes read, bytes written, launches, temporaries, temporary bytes, loads, bytes loaded, stores,
+// bytes stored] since the last call (the last four: the device code's ld / st calls and the bytes
+// they asked for).
 std::vector<int64_t> take_traffic() {
   const cudaemu::Traffic t = cudaemu::take_traffic();
-  return {static_cast<int64_t>(t.read), static_cast<int64_t>(t.written), static_cast<int64_t>(t.launches),
-          static_cast<int64_t>(t.temporaries), static_cast<int64_t>(t.temporary_bytes)};
+  return {static_cast<int64_t>(t.read),           static_cast<int64_t>(t.written),
+          static_cast<int64_t>(t.launches),       static_cast<int64_t>(t.temporaries),
+          static_cast<int64_t>(t.temporary_bytes), static_cast<int64_t>(t.accesses[0]),
+          static_cast<int64_t>(t.access_bytes[0]), static_cast<int64_t>(t.accesses[1]),
+          static_cast<int64_t>(t.access_bytes[1])};
 }
 
 }  // namespace
