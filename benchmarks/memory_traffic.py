@@ -13,7 +13,10 @@ goes through the ld / st helpers of csrc/cuda/cuda_device.cuh; the emulator reco
 32-byte sectors (DRAM's unit) each launch touches, so a value read by many threads of a launch
 counts once (caches serve the repeats) and every launch reads its inputs again; the device ops a
 launcher runs through ATen (copy_, add_, zero_) count the bytes they must move; a launch is a kernel
-launch or such an ATen op; a temporary is a device tensor the launcher allocates.
+launch or such an ATen op; a temporary is a device tensor the launcher allocates. The emulator also
+counts the device code's ld / st calls and the bytes they ask for: their ratio is the mean width of
+its global accesses (16 where a kernel moves its maps in 16-byte Packs; the per-thread scalar loads
+of a landmark or a gradient pull the mean below that).
 
 Shapes: B=1 K=68 and B=256 K=98, 64 x 64 float32 maps, landmarks uniform in [2, 61]. The large
 shape is emulated on its first --emulated-batch images (2 by default, 196 maps; emulating 25088
@@ -24,7 +27,7 @@ depend on where the peak lies (a few per cent of their bytes). Each row records 
 
 JSON: a list of rows {op, shape, bytes, minimum_bytes, launches, temporaries} (temporaries: bytes of
 device temporaries), plus read, written, minimum_read, minimum_written, temporary_count,
-emulated_shape and scale.
+emulated_shape, scale, bytes_per_load and bytes_per_store (null where the device code made none).
 """
 from __future__ import annotations
 
