@@ -82,18 +82,19 @@ def test_denormals_are_flushed_as_on_the_cpu(cuda, dtype):
     torch.testing.assert_close(gpu, cpu, atol=0, rtol=1e-6 if dtype == torch.float32 else 1e-12)
 
 
-def test_bad_index_is_a_catchable_error(cuda):
+@pytest.mark.parametrize("blur", [None, 1.0])  # the plain kernel; the fused one (the pre-filter, small maps)
+def test_bad_index_is_a_catchable_error(cuda, blur):
     h = torch.rand(2, 3, 8, 8)
-    coords, scores, index = torch.ops.shr_ops.decode(h, 3, 1.0)
+    coords, scores, index = torch.ops.shr_ops.decode(h, 3, 1.0, blur)
     for bad in (64, -1):
         index_bad = index.clone()
         index_bad[1, 2] = bad
         with pytest.raises(RuntimeError, match=r"decode_backward: index .*outside \[0, H\*W\)"):
-            cuda(lambda *a: torch.ops.shr_ops.decode_backward(*a, 3, 1.0, None), coords, scores, h, index_bad)
+            cuda(lambda *a: torch.ops.shr_ops.decode_backward(*a, 3, 1.0, blur), coords, scores, h, index_bad)
     # the process (and, on a GPU, the CUDA context) goes on working
-    grad = cuda(lambda *a: torch.ops.shr_ops.decode_backward(*a, 3, 1.0, None), torch.ones_like(coords),
+    grad = cuda(lambda *a: torch.ops.shr_ops.decode_backward(*a, 3, 1.0, blur), torch.ones_like(coords),
                 torch.ones_like(scores), h, index)
-    ref = torch.ops.shr_ops.decode_backward(torch.ones_like(coords), torch.ones_like(scores), h, index, 3, 1.0, None)
+    ref = torch.ops.shr_ops.decode_backward(torch.ones_like(coords), torch.ones_like(scores), h, index, 3, 1.0, blur)
     torch.testing.assert_close(grad, ref, atol=1e-6, rtol=0)
 
 
