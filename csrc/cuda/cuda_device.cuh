@@ -239,15 +239,6 @@ __device__ inline void warp_sum_into(const T (&v)[N], T* scratch, T* out) {
   __syncwarp(0xffffffffu);
 }
 
-// warp_sum_into, with the sums back in v in every lane. `scratch` holds (32 + 1) * N values.
-template <typename T, int N>
-__device__ inline void warp_sum(T (&v)[N], T* scratch) {
-  warp_sum_into(v, scratch, scratch + 32 * N);
-#pragma unroll
-  for (int n = 0; n < N; ++n) v[n] = scratch[32 * N + n];
-  __syncwarp(0xffffffffu);  // scratch may be reused after this
-}
-
 // A launch's shape: grid.x blocks of `threads` threads with `smem` bytes of dynamic shared memory.
 struct LaunchShape {
   unsigned int blocks;

@@ -6,7 +6,7 @@
 //
 // With the pre-filter, the least-squares Gaussian fit of the raw map around the filtered argmax
 // (../decode_fit.h; the CPU kernel's cpu/decode/fit.h) is run by the block's first warp: its lanes
-// share the fit box's pixels and sum each evaluation's 14 moments with one deterministic warp_sum,
+// share the fit box's pixels and sum each evaluation's 14 moments with one deterministic warp_sum_into,
 // so every lane sees the same sums and takes the same iteration (uniform control flow). A warp
 // holds a 13 x 13 box in 6 pixels a lane, and its barriers are warp-wide. Where the fit is valid,
 // the coordinates are the soft-argmax estimate corrected by its own bias on the fitted Gaussian,
@@ -294,7 +294,6 @@ __device__ inline double fit_pixel_grad(const double coef[4], double A, double x
   return fit::pixel_grad(coef, A, dk);
 }
 
-
 // Writes d loss / d h over the box b of a valid fit (A, x, y, lam) with coefficients coef into o (a
 // map of stride W), with one warp.
 template <typename out_t>
@@ -355,6 +354,19 @@ __device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const 
   gphi[0] = -s[0], gphi[1] = gx - s[1], gphi[2] = gy - s[2], gphi[3] = -s[3];
 }
 
+// The fit by the block's first warp, shared in f (all threads must call it); whether it is valid,
+// the same in every thread.
+template <typename acc_t, typename Filtered, typename Raw>
+__device__ inline bool block_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win, int H, int W,
+                                 const FitParams& fp, SharedFit& f, FitScratch& fit_scratch) {
+  if (threadIdx.x < 32) {
+    const fit::Result fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
+    if (threadIdx.x == 0) f.set(fr);
+  }
+  __syncthreads();
+  return f.valid != 0;
+}
+
 // decode's coordinates with the pre-filter (fp.R > 0), with the block (all threads must call it):
 // the fit by the first warp, shared in f; where it is valid, the corrected estimate in (x, y) of
 // every thread, which otherwise keep the estimate. scratch holds 4 kWarps doubles, fit_scratch
@@ -364,12 +376,7 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
                                    const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t,
                                    const FitParams& fp, SharedFit& f, FitScratch& fit_scratch, double* scratch, double& x,
                                    double& y) {
-  if (threadIdx.x < 32) {
-    const fit::Result fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
-    if (threadIdx.x == 0) f.set(fr);
-  }
-  __syncthreads();
-  if (f.valid == 0) return;  // the same for the block
+  if (!block_fit(F, raw, win, H, W, fp, f, fit_scratch)) return;  // the same for the block
   const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, best, r, t, scratch);
   x = (static_cast<double>(win.mj) + win.mx) - (static_cast<double>(win.mj) + model.mx) + f.x;
   y = (static_cast<double>(win.mi) + win.my) - (static_cast<double>(win.mi) + model.my) + f.y;
@@ -385,12 +392,7 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
                                     const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t, double gx,
                                     double gy, const FitParams& fp, SharedFit& f, FitScratch& fit_scratch,
                                     double* scratch) {
-  if (threadIdx.x < 32) {
-    const fit::Result fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
-    if (threadIdx.x == 0) f.set(fr);
-  }
-  __syncthreads();
-  if (f.valid == 0) return;
+  if (!block_fit(F, raw, win, H, W, fp, f, fit_scratch)) return;
   const ModelValues<acc_t, kCap> mv(k, H, W, f);
   const WindowMoments<acc_t> model(mv, H, W, best, r, t, scratch);
   double gphi[4];

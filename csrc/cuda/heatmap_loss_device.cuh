@@ -1,8 +1,9 @@
 // Device code of shr_ops::heatmap_loss and shr_ops::heatmap_loss_backward (formulas:
 // ../heatmap_loss.h). Same semantics and formulas as the CPU kernels. One block per map: the
 // separable factors of the SHR target go to shared memory, each thread takes a strided share of the
-// pixels (in 16-byte Packs where the maps are aligned to it), and a block reduction (fixed order) gives the map's float64 partial. The forward is one
-// launch: the block that finishes last (a completion count) sums the partials in a fixed order. No
+// pixels (in 16-byte Packs where the maps are aligned to it), and a block reduction (fixed order)
+// gives the map's float64 partial. The forward is one launch: the block that finishes last (a
+// completion count) sums the partials in a fixed order. No
 // floating-point atomics: the result is deterministic, whatever order the blocks run in. No ATen:
 // compiled by nvcc, and by g++ under the emulator (csrc/emu).
 #pragma once
