@@ -12,8 +12,10 @@ machine slows them alike), and the table gives the median and best images/s and 
 the compiled ops with the same loss.
 
 `--agreement` first trains the same seed both ways with shr_fan.train (tiny FAN, 64 px crops,
-batch 4, 20 steps, as tests/test_backend.py) and prints how far apart the runs end: the step
-losses, the weights, and the NME of the synthetic test set per decoder.
+batch 4, 20 steps, one thread on a CPU, as tests/test_backend.py) and prints how far apart the
+free runs end (step losses, weights, NME of the synthetic test set per decoder) and, at the
+compiled run's final weights, how far apart the two backends' training step (loss, gradients)
+and evaluation (NME, consistency) are.
 
     PYTHONPATH=.:python python benchmarks/train_backends.py [--preset tiny --crop 128 --batch-size 16] \
         [--device cuda] [--agreement] [--json backends.json]
@@ -67,44 +69,86 @@ def _timed(trainer: Trainer, images, landmarks, steps: int, warmup: int) -> floa
 
 
 def agreement(device: str, steps: int = 20) -> dict:
-    """Train the same seed on both backends; the largest differences between the two runs."""
+    """Train the same seed on both backends (on a CPU, on one thread, as the test) and measure
+    what tests/test_backend.py asserts: how far apart the free runs' step losses, weights and NME
+    end, and, at the compiled run's final weights, the training step's loss and gradients and the
+    evaluation on either backend."""
     import re
     import tempfile
+    from dataclasses import replace
+
+    from torch.utils.data import Subset
 
     from shr_fan.checkpoint import load_model
     from shr_fan.evaluate import evaluate
+    from shr_fan.factory import train_dataset
     from shr_fan.train import train
 
     bn_fed = re.compile(r"^(conv1\.bias|bn1\.running_mean|features\.\d+\.0\.bias)$")  # see tests/test_backend.py
-    runs = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for ops in ("compiled", "reference"):
-            cfg = TrainConfig(preset="tiny", crop=64, steps=steps, batch_size=4, workers=0, device=device, seed=3,
-                              log_every=1, checkpoint_every=100, out=f"{tmp}/{ops}", ops=ops)
-            out = train(cfg, progress=False)
-            model, saved = load_model(out["checkpoint"], device)
-            runs[ops] = (out, model, evaluate(model, saved, n=32, decoders=("shr", "hrnet"), device=device))
-    (oc, mc, ec), (orf, mr, er) = runs["compiled"], runs["reference"]
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        runs = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for ops in ("compiled", "reference"):
+                cfg = TrainConfig(preset="tiny", crop=64, steps=steps, batch_size=4, workers=0, device=device, seed=3,
+                                  log_every=1, checkpoint_every=100, out=f"{tmp}/{ops}", ops=ops)
+                out = train(cfg, progress=False)
+                model, saved = load_model(out["checkpoint"], device)
+                runs[ops] = (cfg, out, model, saved)
+            (cfg, oc, mc, saved), (_, orf, mr, _) = runs["compiled"], runs["reference"]
+            weights = max(((mr.state_dict()[k] - a).abs().max() / a.abs().max().clamp_min(1e-3)).item()
+                          for k, a in mc.state_dict().items() if a.dtype.is_floating_point and not bn_fed.match(k))
+            free = {ops: evaluate(m, s, n=32, decoders=("shr", "hrnet"), device=device)
+                    for ops, (_, _, m, s) in runs.items()}
+            mc.eval()  # evaluated before the steps below, which move its batch-norm statistics
+            same_model = {ops: evaluate(mc, replace(saved, ops=ops), n=32, decoders=("shr", "hrnet"), device=device)
+                          for ops in ("compiled", "reference")}
+            # The training step at the compiled run's final weights, on the faces of the next step.
+            n = cfg.batch_size
+            batch = next(iter(DataLoader(Subset(train_dataset(cfg, (steps + 1) * n), range(steps * n, (steps + 1) * n)),
+                                         batch_size=n)))
+            images, landmarks = batch["image"].to(device), batch["landmarks"].to(device)
+            forced = {}
+            for ops in ("compiled", "reference"):
+                mc.train()
+                mc.zero_grad(set_to_none=True)
+                loss = supervised_loss(backend.get_codec(cfg.codec, cfg.sigma, ops), mc(images), landmarks,
+                                       replace(cfg, ops=ops))
+                loss.backward()
+                forced[ops] = (loss.item(), {k: p.grad.clone() for k, p in mc.named_parameters()})
+    finally:
+        torch.set_num_threads(threads)
+
     loss_c = torch.tensor([l for _, l in oc["history"]], dtype=torch.float64)
     loss_r = torch.tensor([l for _, l in orf["history"]], dtype=torch.float64)
-    weights, fed = 0.0, 0.0
-    for name, a in mc.state_dict().items():
-        if a.dtype.is_floating_point:
-            d = ((mr.state_dict()[name] - a).abs().max() / a.abs().max().clamp_min(1e-3)).item()
-            if bn_fed.match(name):
-                fed = max(fed, d)
-            else:
-                weights = max(weights, d)
+    loss_rel = (loss_r - loss_c).abs() / loss_c
+    first_over = next((i + 1 for i, d in enumerate(loss_rel.tolist()) if d > 1e-6), None)
+    (lc, gc), (lr, gr) = forced["compiled"], forced["reference"]
+    grads = max(((gr[k] - g).abs().max() / g.abs().max()).item() for k, g in gc.items() if not bn_fed.match(k))
+    decoders = ("shr", "hrnet", "mean shape")
     result = dict(steps=steps, first_loss=loss_c[0].item(), last_loss=loss_c[-1].item(),
-                  loss_rel=((loss_r - loss_c).abs() / loss_c).max().item(), weights_rel=weights, bn_fed_rel=fed,
-                  nme={k: (ec[k]["nme"], er[k]["nme"]) for k in ("shr", "hrnet", "mean shape")})
-    print(f"# agreement, {steps} steps of the tiny FAN (crop 64, batch 4, seed 3) on each backend, {device}:")
-    print(f"#   loss {result['first_loss']:.4f} -> {result['last_loss']:.4f}; step losses differ by at most "
-          f"{result['loss_rel']:.2e} relative")
-    print(f"#   weights differ by at most {weights:.2e} of each tensor's largest entry ({fed:.2e} for the biases that "
-          "feed a batch norm)")
+                  loss_rel=loss_rel.max().item(), loss_rel_first_steps=loss_rel[:5].max().item(),
+                  first_step_over_1e6=first_over, weights_rel=weights,
+                  nme={k: (free["compiled"][k]["nme"], free["reference"][k]["nme"]) for k in decoders},
+                  step_loss_rel=abs(lr - lc) / lc, step_grads_rel=grads,
+                  same_model={k: max(abs(same_model["compiled"][k][m] - same_model["reference"][k][m])
+                                     for m in ("nme", "consistency")) for k in decoders})
+    print(f"# agreement, {steps} steps of the tiny FAN (crop 64, batch 4, seed 3) on each backend, {device}"
+          f"{' (one thread)' if torch.device(device).type == 'cpu' else ''}:")
+    print(f"#   free runs: loss {result['first_loss']:.4f} -> {result['last_loss']:.4f}; step losses differ by at "
+          f"most {result['loss_rel_first_steps']:.2e} relative over steps 1-5, {result['loss_rel']:.2e} over all "
+          f"(first step above 1e-6: {first_over})")
+    print(f"#   free runs: weights differ by at most {weights:.2e} of each tensor's largest entry (the BN-fed biases "
+          "left out)")
     for k, (a, b) in result["nme"].items():
-        print(f"#   NME {k}: compiled {100 * a:.4f} %, reference {100 * b:.4f} % (difference {100 * abs(a - b):.5f})")
+        print(f"#   free runs: NME {k}: compiled {100 * a:.4f} %, reference {100 * b:.4f} % "
+              f"(difference {100 * abs(a - b):.5f} points)")
+    print(f"#   one step at the compiled run's final weights: loss differs by {result['step_loss_rel']:.2e} relative, "
+          f"gradients by at most {grads:.2e} of each tensor's largest entry (the BN-fed biases left out)")
+    for k, d in result["same_model"].items():
+        print(f"#   that model evaluated on either backend: {k} NME and consistency differ by at most {d:.1e}")
     return result
 
 

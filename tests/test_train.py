@@ -90,7 +90,7 @@ def test_resume_continues_identically(tmp_path):
         assert na == nb and torch.equal(pa, pb), na
     log = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert log[0].startswith("step,loss") and len(log) == 5  # header + steps 1..4, none repeated
-    assert resumed["start_step"] == 1 and resumed["steps_run"] == 3 and resumed["elapsed"] >= resumed["seconds"]
+    assert resumed["start_step"] == 1 and resumed["steps_run"] == 3 and resumed["elapsed"] > first["elapsed"] > 0
 
 
 def _log(path):
@@ -113,9 +113,13 @@ def test_log_continues_across_resume_without_repeats_and_with_cumulative_time(tm
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert all(r["loss"] != "9.9" for r in rows)  # the stale rows were dropped, not kept
     elapsed = [float(r["elapsed_s"]) for r in rows]
-    assert elapsed == sorted(elapsed) and elapsed[-1] == pytest.approx(second["elapsed"], abs=0.1)
-    assert second["elapsed"] >= state["progress"]["elapsed"] + second["seconds"] - 0.1
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["progress"]["seen"] == 6 * cfg.batch_size
+    # The returned elapsed is the training time the log's last row and the final checkpoint record
+    # (the log rounds to 0.1 s); this invocation's wall time (seconds) also holds the final
+    # checkpoint's save, so it bounds the added time from above.
+    final = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["progress"]
+    assert elapsed == sorted(elapsed) and elapsed[-1] == pytest.approx(second["elapsed"], abs=0.051)
+    assert final["elapsed"] == second["elapsed"] and final["seen"] == 6 * cfg.batch_size
+    assert state["progress"]["elapsed"] < second["elapsed"] <= state["progress"]["elapsed"] + second["seconds"]
 
 
 def test_resume_refuses_what_would_change_the_run(tmp_path):

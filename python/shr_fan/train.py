@@ -121,8 +121,9 @@ def check_resume(state: dict, cfg: TrainConfig, path: str, world: int) -> None:
 
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
     """Train (or, with `resume`, continue the run in cfg.out) and return a summary: step (the last),
-    start_step, steps_run, loss, consistency, seconds (this invocation), elapsed (all invocations),
-    images_per_s (this invocation), stopped_early, checkpoint, rank, world_size, history
+    start_step, steps_run, loss, consistency, seconds (this invocation's wall time, curve
+    measurements left out), elapsed (training seconds of all invocations up to the last step, as the
+    log's last row and the checkpoint record them), images_per_s (this invocation), stopped_early, checkpoint, rank, world_size, history
     ((step, loss) of every step run). A new run refuses a cfg.out holding a checkpoint unless
     `overwrite`."""
     check_config(cfg)
@@ -199,6 +200,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
     t0 = time.time()
     paused = 0.0  # seconds of curve measurements, left out of the training time
     seen, last_loss, last_cons, stopped_early = 0, math.nan, math.nan, False
+    total_elapsed = elapsed_before  # training seconds of all invocations, as the log and the checkpoint hold them
     history = []  # (step, loss) of every step of this invocation
     for batch in loader if step < cfg.steps else ():
         if step >= cfg.steps:
@@ -263,7 +265,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, rank: int, world: int
         dist.barrier()  # the checkpoint is complete before any rank returns
     seconds = time.time() - t0 - paused
     return dict(step=step, start_step=start_step, steps_run=step - start_step, loss=last_loss,
-                consistency=last_cons, seconds=seconds, elapsed=elapsed_before + (seconds if seen else 0.0),
+                consistency=last_cons, seconds=seconds, elapsed=total_elapsed,
                 images_per_s=seen / max(seconds, 1e-9), stopped_early=stopped_early, checkpoint=ckpt_path,
                 rank=rank, world_size=world, history=history)
 
