@@ -146,7 +146,9 @@ __device__ inline void write_decode_outputs(acc_t* coords, acc_t* scores, int64_
 // be captured in CUDA graphs): half[e] is the tap at distance e = 0..r from the centre of the
 // symmetric 2r + 1 taps of gaussian_taps, in acc_t as the CPU kernel holds them. kCap is 16 for
 // r <= 15 (blur <= 5) and 3001 for the largest blur (r = 3000: 12 KB of float, 24 KB of double,
-// under CUDA 12.1's 32 KB kernel-parameter limit).
+// under CUDA 12.1's 32 KB kernel-parameter limit). Kernels take them `const __grid_constant__`:
+// the filter indexes them at run time, which would otherwise copy them into every thread's local
+// memory and read each tap from there (stack 304 B instead of 208 B in decode_fused_kernel).
 template <typename acc_t, int kCap>
 struct HalfTaps {
   int r;
@@ -417,7 +419,7 @@ template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
 __global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 : 8))
     decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
                   acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t, FitParams fp,
-                  HalfTaps<acc_t, kCap> k) {
+                  const __grid_constant__ HalfTaps<acc_t, kCap> k) {
   __shared__ acc_t sv[kWarps];
   __shared__ int si[kWarps];
   __shared__ double scratch[kWarps * 4];
@@ -448,7 +450,7 @@ __global__ void __launch_bounds__(kThreads, kFit || sizeof(acc_t) == 8 ? 4 : 8)
     decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
                            const raw_t* __restrict__ raw, const int64_t* __restrict__ index, in_t* __restrict__ out,
                            acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
-                           FitParams fp, HalfTaps<acc_t, kCap> k) {
+                           FitParams fp, const __grid_constant__ HalfTaps<acc_t, kCap> k) {
   __shared__ double scratch[kWarps * 4];
   const int64_t m = blockIdx.x;
   const int HW = H * W;
@@ -528,7 +530,7 @@ __device__ inline acc_t filter_at(const HalfTaps<acc_t, kCap>& k, int pos, int l
 // W) or columns (length H) (filter_at).
 template <typename src_t, typename acc_t, int kCap>
 __global__ void blur_pass_kernel(const src_t* __restrict__ x, acc_t* __restrict__ y, int64_t n, int H, int W,
-                                 bool along_rows, HalfTaps<acc_t, kCap> k) {
+                                 bool along_rows, const __grid_constant__ HalfTaps<acc_t, kCap> k) {
   for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n;
        p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int j = static_cast<int>(p % W);
@@ -549,8 +551,8 @@ __global__ void blur_pass_kernel(const src_t* __restrict__ x, acc_t* __restrict_
 template <typename in_t, typename acc_t, int kCap>
 __global__ void __launch_bounds__(kThreads, 4)
     decode_fused_kernel(const in_t* __restrict__ hm, acc_t* __restrict__ coords, acc_t* __restrict__ scores,
-                        int64_t* __restrict__ index, int H, int W, int r, acc_t t, HalfTaps<acc_t, kCap> k,
-                        FitParams fp) {
+                        int64_t* __restrict__ index, int H, int W, int r, acc_t t,
+                        const __grid_constant__ HalfTaps<acc_t, kCap> k, FitParams fp) {
   SHR_DYNAMIC_SMEM(smem_raw);
   __shared__ acc_t sv[kWarps];
   __shared__ int si[kWarps];
@@ -645,7 +647,7 @@ __global__ void __launch_bounds__(kThreads, 4)
     decode_backward_fused_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs,
                                  const in_t* __restrict__ hm, const int64_t* __restrict__ index,
                                  in_t* __restrict__ out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
-                                 HalfTaps<acc_t, kCap> k, FitParams fp, BackwardSmem layout) {
+                                 const __grid_constant__ HalfTaps<acc_t, kCap> k, FitParams fp, BackwardSmem layout) {
   SHR_DYNAMIC_SMEM(smem_raw);
   __shared__ double scratch[kWarps * 4];
   __shared__ FitScratch fit_scratch;

@@ -65,6 +65,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __align__(n) alignas(n)
 #define __shared__ static
 #define SHR_DYNAMIC_SMEM(name) unsigned char* const name = ::cudaemu::dynamic_smem()
