@@ -123,8 +123,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     """Train (or, with `resume`, continue the run in cfg.out) and return a summary: step (the last),
     start_step, steps_run, loss, consistency, seconds (this invocation's wall time, curve
     measurements left out), elapsed (training seconds of all invocations up to the last step, as the
-    log's last row and the checkpoint record them), images_per_s (this invocation), stopped_early, checkpoint, rank, world_size, history
-    ((step, loss) of every step run). A new run refuses a cfg.out holding a checkpoint unless
+    log's last row and the checkpoint record them), images_per_s (this invocation), stopped_early,
+    checkpoint, rank, world_size, history ((step, loss) of every step run). A new run refuses a cfg.out holding a checkpoint unless
     `overwrite`."""
     check_config(cfg)
     rank, world, local_rank = _world()
