@@ -111,12 +111,18 @@ def _forbidden(name):
     return call
 
 
+def _forbid_compiled(patch):
+    """From now on (for `patch`, a MonkeyPatch or one of its contexts), any call of a compiled op
+    fails the test."""
+    for name in COMPILED_OPS:
+        patch.setattr(torch.ops.shr_ops, name, _forbidden(name))
+
+
 @contextlib.contextmanager
 def _reference_only(monkeypatch):
     """Inside, any call of a compiled op fails the test."""
     with monkeypatch.context() as m:
-        for name in COMPILED_OPS:
-            m.setattr(torch.ops.shr_ops, name, _forbidden(name))
+        _forbid_compiled(m)
         yield
 
 
@@ -130,8 +136,7 @@ def _reference_only(monkeypatch):
 def test_reference_mode_covers_the_fused_loss_and_the_coordinate_consistency(tmp_path, monkeypatch, extra,
                                                                               later_rtol):
     out_c = train(_cfg(tmp_path, "compiled", steps=3, **extra), progress=False)
-    for name in COMPILED_OPS:
-        monkeypatch.setattr(torch.ops.shr_ops, name, _forbidden(name))
+    _forbid_compiled(monkeypatch)
     out_r = train(_cfg(tmp_path, "reference", steps=3, **extra), progress=False)
     loss_c, loss_r = [l for _, l in out_c["history"]], [l for _, l in out_r["history"]]
     assert loss_r[0] == pytest.approx(loss_c[0], rel=1e-5)
@@ -139,8 +144,7 @@ def test_reference_mode_covers_the_fused_loss_and_the_coordinate_consistency(tmp
 
 
 def test_reference_codecs_run_on_the_reference_ops(monkeypatch):
-    for name in COMPILED_OPS:
-        monkeypatch.setattr(torch.ops.shr_ops, name, _forbidden(name))
+    _forbid_compiled(monkeypatch)
     lm = torch.tensor([[[5.3, 7.8], [10.1, 3.4]]])
     for name in ("shr", "hrnet", "fa", "argmax", "dark", "udp", "integral"):
         codec = backend.get_codec(name, 2.0, "reference")
