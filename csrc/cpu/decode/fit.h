@@ -1,8 +1,9 @@
 // CPU decode, the fit: the least-squares Gaussian fit of the raw map over the box around the
 // filtered argmax (the model, the iteration and the gradient's system are ../../decode_fit.h).
-// Here the sums over the box, from separable 1D tables: the box is copied once into doubles; per
-// evaluation the rows are contracted with the row tables (down the rows, element-wise over the
-// columns), then dotted with the column tables, and the template sums are products of 1D dots.
+// Here the sums over the box, from separable 1D tables (their exponentials by fit::gaussian_row's
+// recurrence): the box is copied once into doubles; per evaluation the rows are contracted with
+// the row tables (down the rows, element-wise over the columns), then dotted with the column
+// tables, and the template sums are products of 1D dots.
 #pragma once
 
 #include <algorithm>
@@ -22,8 +23,9 @@ struct FitAxis {
   void fill(int64_t pos0, int64_t n, double c, double lam, bool second) {
     k.resize(n), p.resize(n), l.resize(n);
     if (second) pp.resize(n), pl.resize(n), ll.resize(n);
+    fit::gaussian_row(pos0, n, c, lam, k.data());
     for (int64_t a = 0; a < n; ++a) {
-      const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - c, lam);
+      const fit::AxisTerms t = fit::axis_terms_of(static_cast<double>(pos0 + a) - c, lam, k[a]);
       k[a] = t.k, p[a] = t.p, l[a] = t.l;
       if (second) pp[a] = t.pp, pl[a] = t.pl, ll[a] = t.ll;
     }
@@ -152,6 +154,7 @@ struct ModelWindow {
   Box w;
   std::vector<fit::BlurredTerms> ty, tx;
   std::vector<fit::AxisTerms> src;  // the model's terms at the source positions an axis' filter reads
+  std::vector<double> kq;           // their k (fit::gaussian_row)
   std::vector<acc_t> M;
   // fit::blurred_terms at pos0, ..., pos0 + n - 1 on an axis of length len, with each source
   // position's terms computed once (the same values, summed in the same order).
@@ -160,7 +163,9 @@ struct ModelWindow {
     const int64_t rf = static_cast<int64_t>(taps.size() / 2);
     const int64_t q0 = std::max<int64_t>(0, pos0 - rf), q1 = std::min<int64_t>(len - 1, pos0 + n - 1 + rf);
     src.resize(q1 - q0 + 1);
-    for (int64_t q = q0; q <= q1; ++q) src[q - q0] = fit::axis_terms(static_cast<double>(q) - c, lam);
+    kq.resize(q1 - q0 + 1);
+    fit::gaussian_row(q0, q1 - q0 + 1, c, lam, kq.data());
+    for (int64_t q = q0; q <= q1; ++q) src[q - q0] = fit::axis_terms_of(static_cast<double>(q) - c, lam, kq[q - q0]);
     out.resize(n);
     const auto tap = [&](int d) { return static_cast<double>(taps[d]); };
     const auto terms = [&](int64_t q) { return src[q - q0]; };
