@@ -13,10 +13,15 @@ goes through the ld / st helpers of csrc/cuda/cuda_device.cuh; the emulator reco
 32-byte sectors (DRAM's unit) each launch touches, so a value read by many threads of a launch
 counts once (caches serve the repeats) and every launch reads its inputs again; the device ops a
 launcher runs through ATen (copy_, add_, zero_) count the bytes they must move; a launch is a kernel
-launch or such an ATen op; a temporary is a device tensor the launcher allocates. The emulator also
+launch or such an ATen op; a temporary is a device tensor the launcher allocates; a host wait is a
+launcher's read of device memory (the host waits for the GPU there). The emulator also
 counts the device code's ld / st calls and the bytes they ask for: their ratio is the mean width of
 its global accesses (16 where a kernel moves its maps in 16-byte Packs; the per-thread scalar loads
 of a landmark or a gradient pull the mean below that).
+
+decode_backward is called as decode's autograd calls it (check_index=False: the index is decode's
+own, so no range check and no host wait; a direct call with the default check_index=True adds a
+4-byte zeroed flag, one launch and one host wait).
 
 Shapes: B=1 K=68 and B=256 K=98, 64 x 64 float32 maps, landmarks uniform in [2, 61]. The large
 shape is emulated on its first --emulated-batch images (2 by default, 196 maps; emulating 25088
@@ -27,7 +32,8 @@ depend on where the peak lies (a few per cent of their bytes). Each row records 
 
 JSON: a list of rows {op, shape, bytes, minimum_bytes, launches, temporaries} (temporaries: bytes of
 device temporaries), plus read, written, minimum_read, minimum_written, temporary_count,
-emulated_shape, scale, bytes_per_load and bytes_per_store (null where the device code made none).
+emulated_shape, scale, bytes_per_load and bytes_per_store (null where the device code made none) and
+host_waits.
 """
 from __future__ import annotations
 
@@ -84,10 +90,10 @@ def ops(b: int, k: int, s: int, emu) -> dict:
         "decode (blur=None)": (lambda: emu.decode(heat, WINDOW, TEMPERATURE, None), maps, decode_out),
         "decode (defaults)": (lambda: emu.decode(heat, WINDOW, TEMPERATURE, BLUR), maps, decode_out),
         "decode_backward (blur=None)": (
-            lambda: emu.decode_backward(d["gc"], d["gs"], heat, idx_plain, WINDOW, TEMPERATURE, None),
+            lambda: emu.decode_backward(d["gc"], d["gs"], heat, idx_plain, WINDOW, TEMPERATURE, None, False),
             maps + m * (2 * F32 + F32 + I64), maps),
         "decode_backward (defaults)": (
-            lambda: emu.decode_backward(d["gc"], d["gs"], heat, idx_blur, WINDOW, TEMPERATURE, BLUR),
+            lambda: emu.decode_backward(d["gc"], d["gs"], heat, idx_blur, WINDOW, TEMPERATURE, BLUR, False),
             maps + m * (2 * F32 + F32 + I64), maps),
         "heatmap_loss": (lambda: emu.heatmap_loss(grad, lm, None, SIGMA, 1.0, 0.1, 1.0), maps + m * 2 * F32, F32),
         "heatmap_loss_backward": (
@@ -97,10 +103,10 @@ def ops(b: int, k: int, s: int, emu) -> dict:
 
 
 def take():
-    (read, written, launches, temporaries, temporary_bytes, loads, load_bytes, stores,
-     store_bytes) = torch.ops.shr_ops_emu.take_traffic()
+    (read, written, launches, temporaries, temporary_bytes, loads, load_bytes, stores, store_bytes,
+     host_waits) = torch.ops.shr_ops_emu.take_traffic()
     return dict(read=read, written=written, launches=launches, temporary_count=temporaries, temporaries=temporary_bytes,
-                loads=loads, load_bytes=load_bytes, stores=stores, store_bytes=store_bytes)
+                loads=loads, load_bytes=load_bytes, stores=stores, store_bytes=store_bytes, host_waits=host_waits)
 
 
 def measure(emulated_batch: int, shapes=SHAPES) -> list[dict]:
@@ -123,7 +129,7 @@ def measure(emulated_batch: int, shapes=SHAPES) -> list[dict]:
                              written=written, minimum_read=min_read * scale, minimum_written=min_written * scale,
                              temporary_count=t["temporary_count"], emulated_shape=f"B={eb} K={k} {s}x{s}",
                              scale=scale, bytes_per_load=_width(t["load_bytes"], t["loads"]),
-                             bytes_per_store=_width(t["store_bytes"], t["stores"])))
+                             bytes_per_store=_width(t["store_bytes"], t["stores"]), host_waits=t["host_waits"]))
     return rows
 
 
@@ -141,12 +147,13 @@ def markdown_table(rows: list[dict]) -> list[str]:
         return "-" if v is None else f"{v:.1f}"
 
     out = ["| op | shape | read MB | written MB | bytes / minimum | launches | temporaries MB (count) "
-           "| bytes / load, / store |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| host waits | bytes / load, / store |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['op']} | {r['shape']} | {_mb(r['read'])} | {_mb(r['written'])} | "
                    f"{r['bytes'] / r['minimum_bytes']:.2f} | {r['launches']} | {_mb(r['temporaries'])} "
-                   f"({r['temporary_count']}) | {w(r['bytes_per_load'])}, {w(r['bytes_per_store'])} |")
+                   f"({r['temporary_count']}) | {r['host_waits']} | {w(r['bytes_per_load'])}, "
+                   f"{w(r['bytes_per_store'])} |")
     return out
 
 
@@ -157,7 +164,9 @@ def docs_section(rows: list[dict], seconds: float, emulated_batch: int) -> str:
              "sectors per launch (a value read by many threads counts once; every launch reads its inputs "
              "again), against the op's minimum: its inputs read once and its outputs written once. "
              "Launches count kernels and the device ops the launcher runs through ATen; temporaries are the "
-             f"device tensors the launcher allocates. B=256 K=98 is emulated on {emulated_batch} images and "
+             "device tensors the launcher allocates; host waits its reads of device memory (decode_backward "
+             "as decode's autograd calls it: check_index=False, no range check to wait for). "
+             f"B=256 K=98 is emulated on {emulated_batch} images and "
              "scaled (the script's docstring says why that is exact up to the backward passes' window reads). "
              "Targets (issue 14): bytes at most 1.05 x the minimum, one launch for each forward, no full-size "
              "temporaries. Bytes / load and / store: the mean width of the device code's global accesses (its "

@@ -97,11 +97,12 @@ def _make(impl, d, s):
         return lambda: fn(d["heat"], window=WINDOW, temperature=TEMPERATURE, blur=None)
     if impl == "encode_backward":
         return lambda: torch.ops.shr_ops.encode_backward(d["grad"], d["lm"], None, SIGMA, None)
-    if impl == "decode_backward":
-        return lambda: torch.ops.shr_ops.decode_backward(d["gc"], d["gs"], d["heat"], d["index"], WINDOW, TEMPERATURE)
+    if impl == "decode_backward":  # as decode's autograd calls it (check_index=False: no host wait on CUDA)
+        return lambda: torch.ops.shr_ops.decode_backward(d["gc"], d["gs"], d["heat"], d["index"], WINDOW, TEMPERATURE,
+                                                         None, False)
     if impl == "decode_default_backward":
         return lambda: torch.ops.shr_ops.decode_backward(d["gc"], d["gs"], d["heat"], d["index_default"], WINDOW,
-                                                         TEMPERATURE, BLUR)
+                                                         TEMPERATURE, BLUR, False)
     raise ValueError(impl)
 
 

@@ -23,9 +23,13 @@ inline void define_op_schemas(torch::Library& m) {
   // those of the filtered map, which the kernels compute only where they need it.
   m.def("decode(Tensor heatmaps, int window, float temperature, float? blur=None) -> (Tensor, Tensor, Tensor)");
   // Returns d loss / d heatmaps, Tensor[..., H, W] of heatmaps' dtype, zero outside each window.
+  // index: decode's (its range is an error where it is checked). check_index=False is autograd's
+  // call (the index is decode's own output, saved and version-checked): the CUDA launcher then skips
+  // the range check, whose flag the host must wait for, and a map with a bad index keeps a zero
+  // gradient there. The CPU kernel checks either way (it costs no wait).
   m.def(
       "decode_backward(Tensor grad_coords, Tensor grad_scores, Tensor heatmaps, Tensor index, int window, "
-      "float temperature, float? blur=None) -> Tensor");
+      "float temperature, float? blur=None, bool check_index=True) -> Tensor");
   // pred: Tensor[..., K, H, W]; landmarks: Tensor[..., K, 2] (float64 for float64 pred, else float32).
   // Returns the weighted MSE of pred against SHR targets rendered on the fly (formula: heatmap_loss.h),
   // a 0-dim tensor of landmarks' dtype.

@@ -31,8 +31,9 @@ def _decode_backward(ctx, grad_coords, grad_scores, _grad_index):
     heatmaps, index = ctx.saved_tensors
     grad_heatmaps = None
     if ctx.needs_input_grad[0]:
+        # The index is decode's own, saved (version-checked): no range check, so no host wait on CUDA.
         grad_heatmaps = torch.ops.shr_ops.decode_backward(
-            grad_coords, grad_scores, heatmaps, index, ctx.window, ctx.temperature, ctx.blur
+            grad_coords, grad_scores, heatmaps, index, ctx.window, ctx.temperature, ctx.blur, check_index=False
         )
     return grad_heatmaps, None, None, None
 

@@ -201,7 +201,8 @@ def _decode_fake(heatmaps, window, temperature, blur=None):
 
 
 @torch.library.register_fake("shr_ops::decode_backward")
-def _decode_backward_fake(grad_coords, grad_scores, heatmaps, index, window, temperature, blur=None):
+def _decode_backward_fake(grad_coords, grad_scores, heatmaps, index, window, temperature, blur=None,
+                          check_index=True):
     _check_decode_args(heatmaps, window, temperature, blur)
     _check_decode_backward_args(grad_coords, grad_scores, heatmaps, index, "shr_ops.decode_backward")
     return heatmaps.new_empty(heatmaps.shape)

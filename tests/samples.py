@@ -107,8 +107,9 @@ def decode(device) -> list[Sample]:
     ]
 
 
-# (grad_coords, grad_scores, heatmaps, index, window, temperature[, blur]): each decode sample
-# with gradients of its coords and scores and the index decode returned.
+# (grad_coords, grad_scores, heatmaps, index, window, temperature[, blur[, check_index]]): each
+# decode sample with gradients of its coords and scores and the index decode returned; the grad
+# samples also as autograd calls it (check_index=False).
 def decode_backward(device) -> list[Sample]:
     out = []
     for i, s in enumerate(decode(device)):
@@ -117,6 +118,9 @@ def decode_backward(device) -> list[Sample]:
         gc = _rand(*coords.shape, seed=20 + i, device=device, dtype=coords.dtype)
         gs = _rand(*scores.shape, seed=40 + i, device=device, dtype=scores.dtype)
         out.append(Sample(s.name, (gc, gs, h, index, *params)))
+        if s.name in ("grad", "blur_grad"):
+            blur = params[2] if len(params) > 2 else None
+            out.append(Sample(s.name + "_unchecked", (gc, gs, h, index, *params[:2], blur, False)))
     return out
 
 

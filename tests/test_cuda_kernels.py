@@ -98,6 +98,25 @@ def test_bad_index_is_a_catchable_error(cuda, blur):
     torch.testing.assert_close(grad, ref, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("blur", [None, 1.0])
+def test_unchecked_index_skips_the_check_on_cuda_only(cuda, blur):
+    """check_index=False (decode's autograd: its own index) skips the CUDA range check and its host
+    wait: a bad index then leaves its map's gradient zero, the other maps' are exact; the CPU kernel
+    still raises."""
+    h = torch.rand(2, 3, 8, 8)
+    coords, scores, index = torch.ops.shr_ops.decode(h, 3, 1.0, blur)
+    index_bad = index.clone()
+    index_bad[1, 2] = 64
+    gc, gs = torch.ones_like(coords), torch.ones_like(scores)
+    with pytest.raises(RuntimeError, match=r"decode_backward: index\[5\] = 64 is outside \[0, H\*W\)"):
+        torch.ops.shr_ops.decode_backward(gc, gs, h, index_bad, 3, 1.0, blur, False)
+    grad = cuda(lambda *a: torch.ops.shr_ops.decode_backward(*a, 3, 1.0, blur, False), gc, gs, h, index_bad)
+    ref = torch.ops.shr_ops.decode_backward(gc, gs, h, index, 3, 1.0, blur)
+    assert torch.equal(grad[1, 2], torch.zeros(8, 8))
+    ref[1, 2] = 0
+    torch.testing.assert_close(grad, ref, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_shared_memory_past_48_kib_is_opted_in(cuda, dtype):
     # 2 (H + W) factors plus the reduction's scratch: over 48 KiB for H + W = 6140 (float32) or 3068 (float64)
@@ -155,13 +174,13 @@ def test_emulator_counts_global_memory_traffic():
     lm = torch.tensor([[[3.3, 4.4], [10.5, 2.0], [7.0, 7.0]]])  # 3 maps of 16 x 16 float32: 1 KiB each
     take()
     heat = emu.encode(lm, None, 16, 16, 2.0, None, torch.float32)
-    read, written, launches, temporaries, temporary_bytes, loads, load_bytes, stores, store_bytes = take()
-    assert (written, launches, temporaries) == (3 * 1024, 1, 0)
+    read, written, launches, temporaries, temporary_bytes, loads, load_bytes, stores, store_bytes, waits = take()
+    assert (written, launches, temporaries, waits) == (3 * 1024, 1, 0, 0)
     assert read == 32  # the 24 bytes of landmarks, one sector (read by every thread: counted once)
     assert (stores, store_bytes) == (3 * 256 // 4, 3 * 1024)  # the maps in 16-byte Packs
     assert (loads, load_bytes) == (3 * 256 * 2, 3 * 256 * 8)  # each thread loads its landmark's x and y
     emu.encode(lm, None, 15, 15, 2.0, None, torch.float32)  # 225 pixels a map: not packable, scalar stores
-    assert take()[7:] == [3 * 225, 3 * 225 * 4]
+    assert take()[7:9] == [3 * 225, 3 * 225 * 4]
     emu.decode(heat, 5, 10.0, None)
     read, written, launches, temporaries, *_ = take()
     assert read == 3 * 1024 and launches == 1 and temporaries == 0
@@ -170,9 +189,13 @@ def test_emulator_counts_global_memory_traffic():
     assert take()[:5] == [3 * 1024, 96, 1, 0, 0]
     gc, gs = torch.ones(1, 3, 2), torch.ones(1, 3)
     emu.decode_backward(gc, gs, heat, index, 9, 40.0, 2.0)  # fused: each gradient map written once
-    read, written, launches, temporaries, temporary_bytes, *_ = take()
+    read, written, launches, temporaries, temporary_bytes, *_, waits = take()
     assert written == 3 * 1024 + 4 and read < 3 * 1024  # the maps and the zeroed flag; only boxes are read
     assert launches == 2 and (temporaries, temporary_bytes) == (1, 4)  # and the zeroed bad-index flag
+    assert waits == 1  # the host reads the flag
+    emu.decode_backward(gc, gs, heat, index, 9, 40.0, 2.0, False)  # autograd's call: no flag, no wait
+    read, written, launches, temporaries, temporary_bytes, *_, waits = take()
+    assert (written, launches, temporaries, waits) == (3 * 1024, 1, 0, 0) and read < 3 * 1024
     pred = torch.rand(1, 3, 16, 16)
     first = emu.heatmap_loss(pred, lm, None, 2.0, 1.0, 0.1, 1.0)  # may be the process's first: zeroes its counter
     take()

@@ -218,7 +218,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cpu(const at::Tensor& heat
 
 at::Tensor decode_backward_cpu(const at::Tensor& grad_coords, const at::Tensor& grad_scores, const at::Tensor& heatmaps,
                                const at::Tensor& index, int64_t window, double temperature,
-                               c10::optional<double> blur) {
+                               c10::optional<double> blur, bool check_index) {
+  (void)check_index;  // the CPU kernel checks the index always (schemas.h)
   const DecodeBackwardLaunch p =
       prepare_decode_backward(grad_coords, grad_scores, heatmaps, index, window, temperature, blur, at::kCPU);
   if (p.empty()) return p.grad;

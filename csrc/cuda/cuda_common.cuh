@@ -89,6 +89,13 @@ inline void count_aten_kernel(int64_t read_bytes, int64_t written_bytes) {
 #endif
 }
 
+// Marks a host read of device memory (the launcher waits for the GPU there), which the emulator counts.
+inline void count_host_wait() {
+#if defined(SHR_CUDA_EMU)
+  ::cudaemu::count_host_wait();
+#endif
+}
+
 // Whether `kernel` can take `bytes` of dynamic shared memory next to its static shared memory (at
 // most `static_bytes`) on this device; past 48 KiB it is given the opt-in.
 template <typename Kernel>

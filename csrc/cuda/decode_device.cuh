@@ -444,7 +444,7 @@ __global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 :
 // else nullptr): the gradient w.r.t. the raw maps through a valid fit (fp.R > 0), zero outside its
 // box, and zero everywhere without a fit (the launcher filters out back and adds raw_out). A map
 // whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and
-// sets *bad_index to 1, which the launcher turns into an error. kFit as decode_kernel's.
+// sets *bad_index to 1 (bad_index not nullptr: check_index), which the launcher turns into an error. kFit as decode_kernel's.
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
 __global__ void __launch_bounds__(kThreads, kFit || sizeof(acc_t) == 8 ? 4 : 8)
     decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
@@ -461,7 +461,7 @@ __global__ void __launch_bounds__(kThreads, kFit || sizeof(acc_t) == 8 ? 4 : 8)
   store_map(out, o, HW, W, [](int, int, int) { return in_t(0); });
   if (ro != nullptr) store_map(raw_out, ro, HW, W, [](int, int, int) { return acc_t(0); });
   if (best64 < 0 || best64 >= HW) {  // the same for every thread of the block
-    if (threadIdx.x == 0) st(bad_index, 1);
+    if (threadIdx.x == 0 && bad_index != nullptr) st(bad_index, 1);
     return;
   }
   const int best = static_cast<int>(best64);
@@ -659,7 +659,7 @@ __global__ void __launch_bounds__(kThreads, 4)
   const int64_t best64 = ld(index + m);
   if (best64 < 0 || best64 >= HW) {  // the same for every thread of the block
     store_map(out, o, HW, W, [](int, int, int) { return in_t(0); });
-    if (threadIdx.x == 0) st(bad_index, 1);
+    if (threadIdx.x == 0 && bad_index != nullptr) st(bad_index, 1);
     return;
   }
   const int best = static_cast<int>(best64), mi = best / W, mj = best - mi * W, rf = k.r;

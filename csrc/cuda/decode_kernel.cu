@@ -163,7 +163,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> decode_cuda(const at::Tensor& hea
 
 at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor& grad_scores,
                                 const at::Tensor& heatmaps, const at::Tensor& index, int64_t window,
-                                double temperature, c10::optional<double> blur) {
+                                double temperature, c10::optional<double> blur, bool check_index) {
   const char* op = "shr_ops.decode_backward";
   check_decode_args(heatmaps, window, temperature, blur);
   check_map_limits(heatmaps, op);  // before the maps are made contiguous
@@ -173,8 +173,13 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
   c10::cuda::CUDAGuard guard(p.hm.device());
   const int r = static_cast<int>(std::min<int64_t>(p.radius, p.height + p.width));
   const FitParams fp = fit_params(window, blur, p.height, p.width, p.hm.scalar_type());
-  at::Tensor bad_index = device_temporary({1}, p.index.options().dtype(at::kInt)).zero_();
-  count_aten_kernel(0, bad_index.nbytes());
+  // The index range flag (check_index): a zeroed int the kernels set on a bad index, read below.
+  at::Tensor bad_index;
+  if (check_index) {
+    bad_index = device_temporary({1}, p.index.options().dtype(at::kInt)).zero_();
+    count_aten_kernel(0, bad_index.nbytes());
+  }
+  int* flag = check_index ? bad_index.mutable_data_ptr<int>() : nullptr;
   auto stream = c10::cuda::getCurrentCUDAStream();
   // With the pre-filter: the gradient w.r.t. the filtered maps (compute dtype), filtered back below,
   // and the fit's w.r.t. the raw maps (compute dtype), added to it.
@@ -186,7 +191,6 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
     if (blur.has_value()) {
       const std::vector<double> taps = gaussian_taps(*blur);
       const acc_t tt = static_cast<acc_t>(temperature);
-      int* flag = bad_index.mutable_data_ptr<int>();
       const bool fused = with_tap_capacity(taps, [&](auto cap) {
         return decode_backward_fused<scalar_t, acc_t, decltype(cap)::value>(p, taps, r, tt, fp, flag, stream);
       });
@@ -201,7 +205,7 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
                    decode_backward_kernel<acc_t, scalar_t, acc_t, kCap, true>)(
             p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(), F.const_data_ptr<acc_t>(),
             p.hm.const_data_ptr<scalar_t>(), p.index.const_data_ptr<int64_t>(), out.mutable_data_ptr<acc_t>(),
-            raw_out.mutable_data_ptr<acc_t>(), bad_index.mutable_data_ptr<int>(), H, W, r,
+            raw_out.mutable_data_ptr<acc_t>(), flag, H, W, r,
             static_cast<acc_t>(temperature), fp, half_taps<acc_t, kCap>(taps));
       });
     } else {
@@ -209,15 +213,16 @@ at::Tensor decode_backward_cuda(const at::Tensor& grad_coords, const at::Tensor&
                  decode_backward_kernel<scalar_t, scalar_t, acc_t, kSmallTaps, false>)(
           p.grad_coords.const_data_ptr<acc_t>(), p.grad_scores.const_data_ptr<acc_t>(),
           p.hm.const_data_ptr<scalar_t>(), nullptr, p.index.const_data_ptr<int64_t>(),
-          p.grad.mutable_data_ptr<scalar_t>(), nullptr, bad_index.mutable_data_ptr<int>(), H, W, r,
+          p.grad.mutable_data_ptr<scalar_t>(), nullptr, flag, H, W, r,
           static_cast<acc_t>(temperature), fp, HalfTaps<acc_t, kSmallTaps>{});
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   // A bad index is a catchable error, as on the CPU (a device-side assert would end the CUDA
   // context). Reading the flag waits for the kernel; inside a CUDA graph capture it cannot be read,
-  // and a map with a bad index then keeps its zero gradient.
-  if (!stream_is_capturing(stream)) {
+  // and a map with a bad index then keeps its zero gradient (as without check_index).
+  if (check_index && !stream_is_capturing(stream)) {
+    count_host_wait();
     TORCH_CHECK(bad_index.item<int>() == 0, op, ": index holds a value outside [0, H*W) = [0, ",
                 p.height * p.width, "): it must be the flat argmax index that decode returns");
   }

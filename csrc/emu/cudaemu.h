@@ -145,10 +145,11 @@ inline std::mutex g_launch_mutex;
 // Also the device code's accesses (ld / st calls: loads, then stores) and the bytes they ask for,
 // whose ratio is the width of its accesses (16 for a Pack of 16 bytes, 4 for one float).
 struct Traffic {
-  uint64_t read = 0, written = 0, launches = 0, temporaries = 0, temporary_bytes = 0;
+  uint64_t read = 0, written = 0, launches = 0, temporaries = 0, temporary_bytes = 0, host_waits = 0;
   uint64_t accesses[2] = {0, 0}, access_bytes[2] = {0, 0};
 };
-inline std::atomic<uint64_t> g_read{0}, g_written{0}, g_launches{0}, g_temporaries{0}, g_temporary_bytes{0};
+inline std::atomic<uint64_t> g_read{0}, g_written{0}, g_launches{0}, g_temporaries{0}, g_temporary_bytes{0},
+    g_host_waits{0};
 inline std::atomic<uint64_t> g_accesses[2] = {0, 0}, g_access_bytes[2] = {0, 0};
 inline thread_local std::vector<uint64_t> t_sectors[2];  // read, written
 inline thread_local uint64_t t_accesses[2] = {0, 0}, t_access_bytes[2] = {0, 0};
@@ -194,6 +195,8 @@ inline void count_aten_kernel(uint64_t read, uint64_t written) {
   g_read.fetch_add(read);
   g_written.fetch_add(written);
 }
+// A launcher's host read of device memory: on a GPU the host waits there for the queued work.
+inline void count_host_wait() { g_host_waits.fetch_add(1); }
 inline Traffic take_traffic() {
   Traffic t;
   t.read = g_read.exchange(0);
@@ -201,6 +204,7 @@ inline Traffic take_traffic() {
   t.launches = g_launches.exchange(0);
   t.temporaries = g_temporaries.exchange(0);
   t.temporary_bytes = g_temporary_bytes.exchange(0);
+  t.host_waits = g_host_waits.exchange(0);
   for (int w = 0; w < 2; ++w) {
     t.accesses[w] = g_accesses[w].exchange(0);
     t.access_bytes[w] = g_access_bytes[w].exchange(0);

@@ -13,15 +13,15 @@
 namespace {
 
 // [bytes read, bytes written, launches, temporaries, temporary bytes, loads, bytes loaded, stores,
-// bytes stored] since the last call (the last four: the device code's ld / st calls and the bytes
-// they asked for).
+// bytes stored, host waits] since the last call (loads to bytes stored: the device code's ld / st
+// calls and the bytes they asked for; host waits: the launchers' reads of device memory).
 std::vector<int64_t> take_traffic() {
   const cudaemu::Traffic t = cudaemu::take_traffic();
   return {static_cast<int64_t>(t.read),           static_cast<int64_t>(t.written),
           static_cast<int64_t>(t.launches),       static_cast<int64_t>(t.temporaries),
           static_cast<int64_t>(t.temporary_bytes), static_cast<int64_t>(t.accesses[0]),
           static_cast<int64_t>(t.access_bytes[0]), static_cast<int64_t>(t.accesses[1]),
-          static_cast<int64_t>(t.access_bytes[1])};
+          static_cast<int64_t>(t.access_bytes[1]), static_cast<int64_t>(t.host_waits)};
 }
 
 }  // namespace
