@@ -66,7 +66,7 @@ MUTANTS = [
     ("argmax_lane", "decode: lane 1 (a partial result) publishes the warp's maximum", "decode_device.cuh",
      "  if (lane == 0) {\n    sv[warp] = bv;", "  if (lane == 1) {\n    sv[warp] = bv;", None, ["test_decode.py"]),
     ("bad_index_unchecked", "decode_backward (fused): a bad index no longer raises the error flag", "decode_device.cuh",
-     "    store_map(out, o, HW, W, [](int, int, int) { return in_t(0); });\n    if (threadIdx.x == 0) st(bad_index, 1);\n",
+     "    store_map(out, o, HW, W, [](int, int, int) { return in_t(0); });\n    if (threadIdx.x == 0 && bad_index != nullptr) st(bad_index, 1);\n",
      "    store_map(out, o, HW, W, [](int, int, int) { return in_t(0); });\n", None,
      ["test_cuda_kernels.py", "test_decode.py"]),
     ("prefilter_order", "pre-filter: the mirrored taps summed innermost first (the CPU sums outermost first)",
