@@ -6,6 +6,8 @@ Environment switches:
   TORCH_CUDA_ARCH_LIST archs to compile for; default: the visible GPUs, or "8.0;9.0+PTX" without one
   CUDA_HOME            CUDA toolkit; default /usr/local/cuda when it exists (set before torch reads it)
   MAX_JOBS             parallel compile jobs (ninja)
+  SHR_FIT_MIN_BLOCKS   blocks per SM the decode fit kernels are compiled for (1-8, default 4: 64
+                       registers; csrc/cuda/cuda_device.cuh)
 """
 import glob
 import os
@@ -71,6 +73,12 @@ def extensions():
           file=sys.stderr)
     sources += _rel(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))
     nvcc = ["-O3"]
+    fit_blocks = os.environ.get("SHR_FIT_MIN_BLOCKS")  # csrc/cuda/cuda_device.cuh's kFitMinBlocks
+    if fit_blocks:
+        if not (fit_blocks.isdigit() and 1 <= int(fit_blocks) <= 8):
+            raise SystemExit(f"shr_ops: SHR_FIT_MIN_BLOCKS must be a whole number of blocks per SM in 1..8, "
+                             f"got {fit_blocks!r}")
+        nvcc.append(f"-DSHR_FIT_MIN_BLOCKS={int(fit_blocks)}")
     return [
         CUDAExtension(
             "shr_ops._C", sources, extra_compile_args={"cxx": cxx + ["-DSHR_WITH_CUDA"], "nvcc": nvcc}, **kwargs

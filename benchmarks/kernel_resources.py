@@ -20,6 +20,11 @@ kernel runs blocks of kThreads threads (csrc/cuda/cuda_device.cuh). The kernels 
 shared memory are counted at 64x64 maps (the issue's shape) with the launch shapes' formulas,
 mirrored in dynamic_smem() below. Exits non-zero when nvcc fails or a file yields no kernel; a
 kernel that spills is reported, not an error.
+
+The fit sweep: the decode kernels with the Gaussian fit are compiled for kFitMinBlocks blocks per
+SM (csrc/cuda/cuda_device.cuh, SHR_FIT_MIN_BLOCKS), which caps their registers; decode_kernel.cu is
+compiled again for each of FIT_SWEEP and the fit kernels' registers, spills and occupancy at each
+are listed (the trade a GPU run decides: a build with SHR_FIT_MIN_BLOCKS=N in the environment).
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ SM90 = dict(regs_per_sm=65536, sub_partitions=4, reg_unit=256, max_regs_per_thre
             smem_reserved=1024, smem_per_block=227 * 1024)
 SIZEOF = {"float": 4, "double": 8, "Half": 2, "BFloat16": 2}
 TYPE_ORDER = {"float": "0", "double": "1", "Half": "2", "BFloat16": "3"}  # of the table's rows
+FIT_SWEEP = (4, 3, 2)  # blocks per SM of the fit kernels: 64, 80 and 128 registers at 256 threads
 
 # --- parsing (pure) ---------------------------------------------------------------------------
 
@@ -203,6 +209,31 @@ def markdown_table(rows: list[dict]) -> list[str]:
     return out
 
 
+def is_fit_sweep_kernel(name: str) -> bool:
+    """The fit kernels the sweep lists: float and double maps, the small tap capacity."""
+    args = template_args(name)
+    base = name.split("<")[0]
+    fused = base in ("decode_fused_kernel", "decode_backward_fused_kernel")
+    plain = base in ("decode_kernel", "decode_backward_kernel") and args[-1:] == ["true"]
+    return (fused or plain) and args[0] in ("float", "double") and len(set(args[:-2 if plain else -1])) == 1 \
+        and args[-2 if plain else -1] == "16"
+
+
+def fit_sweep_table(sweep: dict[int, list[dict]]) -> list[str]:
+    """The fit kernels at each blocks-per-SM setting (sweep: setting -> that build's rows)."""
+    out = ["| kernel | blocks / SM compiled for | registers | spill stores / loads | stack | blocks / SM "
+           "| occupancy | limiter |", "|---|---|---|---|---|---|---|---|"]
+    names = sorted({r["kernel"] for rows in sweep.values() for r in rows if is_fit_sweep_kernel(r["kernel"])},
+                   key=lambda n: row_order({"kernel": n}))
+    for name in names:
+        for setting, rows in sweep.items():
+            r = next(r for r in rows if r["kernel"] == name)
+            out.append(f"| `{name}` | {setting} | {r['registers']} | {r['spill_stores']} / {r['spill_loads']} "
+                       f"| {r['stack']} | {r['blocks_per_sm']} | {r['active_warps']}/64 "
+                       f"({100 * r['occupancy']:.1f} %) | {r['limiter']} |")
+    return out
+
+
 def replace_section(text: str | None, section: str) -> str:
     """`text` (a docs page, None if missing) with this script's section replaced by `section`."""
     return docs_sections.replace_section(text, SECTION, section)
@@ -219,9 +250,10 @@ def setup_nvcc_flags() -> list[str]:
     raise SystemExit("setup.py: no `nvcc = [...]` list found")
 
 
-def nvcc_command(nvcc: str, src: str, obj: str) -> list[str]:
+def nvcc_command(nvcc: str, src: str, obj: str, extra: tuple[str, ...] = ()) -> list[str]:
     """setup.py's nvcc command for one .cu file (what torch's BuildExtension runs for
-    CUDAExtension("shr_ops._C", py_limited_api=True)), for sm_90 only, with ptxas's report."""
+    CUDAExtension("shr_ops._C", py_limited_api=True)), for sm_90 only, with ptxas's report, plus
+    the flags `extra`."""
     from torch.utils import cpp_extension
 
     flags = setup_nvcc_flags()
@@ -232,7 +264,7 @@ def nvcc_command(nvcc: str, src: str, obj: str) -> list[str]:
     std = [] if any(f.startswith("-std=") for f in flags) else ["-std=c++20"]  # what torch adds
     return [nvcc, *(f"-I{p}" for p in includes), "-c", src, "-o", obj, *cpp_extension.COMMON_NVCC_FLAGS,
             "--compiler-options", "-fPIC", *flags, *defines, "-gencode=arch=compute_90,code=sm_90", *std,
-            "-Xptxas", "-v"]
+            "-Xptxas", "-v", *extra]
 
 
 def find_cuobjdump(cuda_home: str) -> str | None:
@@ -256,8 +288,38 @@ def block_threads() -> int:
     return int(m[1])
 
 
+def fit_min_blocks_default() -> int:
+    m = re.search(r"#define SHR_FIT_MIN_BLOCKS (\d+)", (ROOT / "csrc" / "cuda" / "cuda_device.cuh").read_text())
+    if not m:
+        raise SystemExit("csrc/cuda/cuda_device.cuh: SHR_FIT_MIN_BLOCKS' default not found")
+    return int(m[1])
+
+
+def compile_rows(nvcc: str, src: str, tmp: str, cuobjdump: str | None, threads: int,
+                 extra: tuple[str, ...] = ()) -> list[dict]:
+    """The table rows of one launcher file compiled with `extra` flags."""
+    obj = os.path.join(tmp, Path(src).with_suffix(".o").name)
+    run = subprocess.run(nvcc_command(nvcc, src, obj, extra), cwd=ROOT, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.stderr.write(run.stdout + run.stderr)
+        raise SystemExit(f"nvcc failed on {src} {' '.join(extra)} (exit {run.returncode})")
+    kernels = parse_ptxas(run.stdout + run.stderr)
+    if not kernels:
+        raise SystemExit(f"{src}: no kernel in ptxas's output")
+    if cuobjdump:  # optional: the constant banks only
+        dump = subprocess.run([cuobjdump, "--dump-resource-usage", obj], capture_output=True, text=True)
+        if dump.returncode != 0:
+            print(f"{cuobjdump} failed on {obj}, constant memory left out: {dump.stderr.strip()}", file=sys.stderr)
+        constants = parse_resource_usage(dump.stdout)
+        for k in kernels:
+            k["constant"] = constants.get(k["mangled"], k["constant"])
+    names = demangle([k["mangled"] for k in kernels])
+    return sorted(rows_for(kernels, names, Path(src).name, threads), key=row_order)
+
+
 def measure() -> tuple[list[dict], dict]:
-    """Compiles every launcher file and returns the rows and how they were made."""
+    """Compiles every launcher file and returns the rows and how they were made; info["fit_sweep"]
+    holds decode_kernel.cu's rows at each FIT_SWEEP setting."""
     os.environ.setdefault("CUDA_HOME", "/usr/local/cuda")  # as setup.py, before torch reads it
     cuda_home = os.environ["CUDA_HOME"]
     nvcc = os.path.join(cuda_home, "bin", "nvcc")
@@ -270,28 +332,18 @@ def measure() -> tuple[list[dict], dict]:
     if not sources:
         raise SystemExit(f"no csrc/cuda/*_kernel.cu under {ROOT}")
     rows, t0 = [], time.perf_counter()
+    default = fit_min_blocks_default()
+    sweep = {}
     with tempfile.TemporaryDirectory() as tmp:
         for src in sources:
-            obj = os.path.join(tmp, Path(src).with_suffix(".o").name)
-            cmd = nvcc_command(nvcc, src, obj)
-            run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-            if run.returncode != 0:
-                sys.stderr.write(run.stdout + run.stderr)
-                raise SystemExit(f"nvcc failed on {src} (exit {run.returncode})")
-            kernels = parse_ptxas(run.stdout + run.stderr)
-            if not kernels:
-                raise SystemExit(f"{src}: no kernel in ptxas's output")
-            if cuobjdump:  # optional: the constant banks only
-                dump = subprocess.run([cuobjdump, "--dump-resource-usage", obj], capture_output=True, text=True)
-                if dump.returncode != 0:
-                    print(f"{cuobjdump} failed on {obj}, constant memory left out: {dump.stderr.strip()}",
-                          file=sys.stderr)
-                constants = parse_resource_usage(dump.stdout)
-                for k in kernels:
-                    k["constant"] = constants.get(k["mangled"], k["constant"])
-            names = demangle([k["mangled"] for k in kernels])
-            rows += sorted(rows_for(kernels, names, Path(src).name, threads), key=row_order)
-    info = dict(seconds=time.perf_counter() - t0, sources=sources, cores=os.cpu_count(), threads=threads,
+            rows += compile_rows(nvcc, src, tmp, cuobjdump, threads)
+        seconds = time.perf_counter() - t0
+        for setting in FIT_SWEEP:
+            sweep[setting] = ([r for r in rows if r["source"] == "decode_kernel.cu"] if setting == default else
+                              compile_rows(nvcc, "csrc/cuda/decode_kernel.cu", tmp, cuobjdump, threads,
+                                           (f"-DSHR_FIT_MIN_BLOCKS={setting}",)))
+    info = dict(seconds=seconds, sweep_seconds=time.perf_counter() - t0 - seconds, fit_sweep=sweep,
+                fit_min_blocks=default, sources=sources, cores=os.cpu_count(), threads=threads,
                 cuobjdump=cuobjdump, nvcc_version=version.strip().splitlines()[-2:],
                 command=shlex.join(nvcc_command(nvcc, "csrc/cuda/NAME_kernel.cu", "TMPDIR/NAME_kernel.o")))
     return rows, info
@@ -331,7 +383,20 @@ def docs_section(rows: list[dict], info: dict) -> str:
     lines += [f"- registers per thread -> blocks per SM at {info['threads']} threads (no shared-memory limit): "
               + ", ".join(f"{v[0]}-{v[-1]}: {b} ({b * info['threads'] // 32}/64 warps)" for b, v in steps.items()),
               "", "The nvcc command of each file (NAME_kernel.cu):", "", "```bash", info["command"], "```", ""]
-    return "\n".join(lines + markdown_table(rows))
+    lines += markdown_table(rows)
+    if info.get("fit_sweep"):
+        lines += ["", "### The fit kernels' register cap", "",
+                  "The decode kernels with the Gaussian fit are compiled for `kFitMinBlocks` = "
+                  f"{info['fit_min_blocks']} blocks per SM (csrc/cuda/cuda_device.cuh), which caps their registers; "
+                  "decode_kernel.cu compiled again with `-DSHR_FIT_MIN_BLOCKS=N` for each N below "
+                  f"(in {info['sweep_seconds']:.0f} s) gives what each cap costs (float and double maps, the small "
+                  "tap capacity; the other instantiations follow their dtype). Only the block's first warp runs "
+                  "the fit, so its spills are that warp's local memory; whether fewer resident blocks without "
+                  "spills beat more with them is for a GPU run to measure: build with `SHR_FIT_MIN_BLOCKS=N` in "
+                  "the environment (setup.py; `shr_ops.build_info()['fit_min_blocks']` reports it) and compare "
+                  "the decode benchmarks.", ""]
+        lines += fit_sweep_table(info["fit_sweep"])
+    return "\n".join(lines)
 
 
 def main():

@@ -27,6 +27,7 @@ namespace shr_ops {
 
 #if defined(SHR_WITH_CUDA)
 const char* cuda_arch_list();  // csrc/cuda/cuda_build_info.cu
+int fit_min_blocks();           // csrc/cuda/cuda_build_info.cu
 #endif
 
 // JSON describing what this binary holds (read by shr_ops.build_info()).
@@ -39,8 +40,9 @@ std::string build_info() {
   info += "\"cuda_version\": \"" + std::to_string(CUDA_VERSION / 1000) + "." + std::to_string((CUDA_VERSION % 1000) / 10) +
           "\", ";
   info += "\"cuda_archs\": \"" + std::string(cuda_arch_list()) + "\", ";
+  info += "\"fit_min_blocks\": " + std::to_string(fit_min_blocks()) + ", ";
 #else
-  info += "\"cuda\": false, \"cuda_version\": null, \"cuda_archs\": null, ";
+  info += "\"cuda\": false, \"cuda_version\": null, \"cuda_archs\": null, \"fit_min_blocks\": null, ";
 #endif
 #if defined(_OPENMP)
   info += "\"openmp\": true, ";

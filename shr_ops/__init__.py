@@ -35,7 +35,8 @@ def build_info() -> dict:
     """What the loaded binary was compiled with, and what this process runs.
 
     Keys: torch (version compiled against), cuda (bool: CUDA kernels compiled in), cuda_version,
-    cuda_archs (nvcc's __CUDA_ARCH_LIST__, e.g. "800,900"), openmp, compiler; plus
+    cuda_archs (nvcc's __CUDA_ARCH_LIST__, e.g. "800,900"), fit_min_blocks (the decode fit kernels'
+    blocks per SM, csrc/cuda/cuda_device.cuh; None without CUDA), openmp, compiler; plus
     torch_runtime and cuda_available of this process.
     """
     info = json.loads(torch.ops.shr_ops.build_info())

@@ -136,3 +136,28 @@ def test_docs_section_names_spills(kr, kernels):
     assert "stack frame but no spills" in text and "`blur_pass_kernel<float, float, 16>`" in text
     assert "1-32: 8 (64/64 warps), 33-40: 6 (48/64 warps), 41-48: 5 (40/64 warps), 49-64: 4 (32/64 warps)" in text
     assert "| `decode_kernel<float, float>` | x.cu | 34 | 256 | 0 | 0 / 0 | 0 | ? | 6 | 48/64 (75.0 %) | registers |" in text
+
+
+def test_fit_sweep_kernels_and_table(kr):
+    assert kr.is_fit_sweep_kernel("decode_fused_kernel<float, float, 16>")
+    assert kr.is_fit_sweep_kernel("decode_kernel<double, double, double, 16, true>")
+    assert not kr.is_fit_sweep_kernel("decode_kernel<float, float, float, 16, false>")  # blur=None: no fit
+    assert not kr.is_fit_sweep_kernel("decode_fused_kernel<float, float, 3001>")  # the large tap capacity
+    assert not kr.is_fit_sweep_kernel("decode_kernel<float, Half, float, 16, true>")  # mixed dtypes
+    assert not kr.is_fit_sweep_kernel("blur_pass_kernel<float, float, 16>")
+    assert kr.fit_min_blocks_default() == 4  # csrc/cuda/cuda_device.cuh
+
+    def row(name, regs, spills):
+        occ = kr.occupancy(regs, 0, 256)
+        return dict(kernel=name, registers=regs, spill_stores=spills, spill_loads=2 * spills, stack=8, **occ)
+
+    name = "decode_fused_kernel<float, float, 16>"
+    sweep = {4: [row(name, 64, 240), row("encode_kernel<float, float>", 30, 0)], 2: [row(name, 128, 0)]}
+    table = kr.fit_sweep_table(sweep)
+    assert table[2:] == [f"| `{name}` | 4 | 64 | 240 / 480 | 8 | 4 | 32/64 (50.0 %) | registers |",
+                         f"| `{name}` | 2 | 128 | 0 / 0 | 8 | 2 | 16/64 (25.0 %) | registers |"]
+    info = dict(sources=["csrc/cuda/decode_kernel.cu"], seconds=1.0, cores=2, threads=256, cuobjdump=None,
+                nvcc_version=["release 13.0"], command="nvcc ...", fit_sweep=sweep, fit_min_blocks=4,
+                sweep_seconds=2.0)
+    text = kr.docs_section([], info)
+    assert "### The fit kernels' register cap" in text and table[-1] in text

@@ -2,9 +2,11 @@
 argument checks (the same errors as the kernels', also under FakeTensor, meta tensors and
 torch.compile), each CPU launcher's device check, and build_info. The opchecks of every op are in
 test_opcheck.py."""
+import os
 import re
 
 import pytest
+
 import torch
 
 import shr_ops
@@ -38,6 +40,9 @@ def test_build_info():
     assert isinstance(info["cuda"], bool) and info["openmp"] is True
     if info["cuda"]:
         assert info["cuda_archs"] and info["cuda_version"]
+        assert info["fit_min_blocks"] == int(os.environ.get("SHR_FIT_MIN_BLOCKS") or 4)
+    else:
+        assert info["fit_min_blocks"] is None
     if torch.cuda.is_available():
         assert info["cuda"], "a GPU is visible but the CUDA kernels were not compiled"
 

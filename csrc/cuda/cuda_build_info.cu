@@ -3,7 +3,10 @@
 #define SHR_STR_(...) #__VA_ARGS__
 #define SHR_STR(...) SHR_STR_(__VA_ARGS__)
 
+#include "cuda_device.cuh"
+
 namespace shr_ops {
+int fit_min_blocks() { return cuda::kFitMinBlocks; }
 const char* cuda_arch_list() {
 #ifdef __CUDA_ARCH_LIST__
   return SHR_STR(__CUDA_ARCH_LIST__);

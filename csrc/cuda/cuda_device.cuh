@@ -149,6 +149,17 @@ __device__ __forceinline__ void load_map(const T* base, const T* g, int HW, int 
 
 constexpr int kThreads = 256;  // threads per block: one block per map
 constexpr int kWarps = kThreads / 32;
+
+// The decode kernels with the Gaussian fit are compiled for this many blocks per SM
+// (__launch_bounds__), which caps their registers at 65536 / (kThreads x it): 64 at the default 4,
+// where the fit's double-precision iteration spills. A build may set another (the environment
+// variable SHR_FIT_MIN_BLOCKS, which setup.py passes to nvcc; build_info() reports it), to trade
+// occupancy for spills: benchmarks/kernel_resources.py lists both for 4, 3 and 2.
+#ifndef SHR_FIT_MIN_BLOCKS
+#define SHR_FIT_MIN_BLOCKS 4
+#endif
+constexpr int kFitMinBlocks = SHR_FIT_MIN_BLOCKS;
+static_assert(kFitMinBlocks >= 1 && kFitMinBlocks <= 8, "SHR_FIT_MIN_BLOCKS: 1 to 8 blocks of kThreads per SM");
 // The default shared-memory limit of a block; more needs cudaFuncSetAttribute (opt-in).
 constexpr int64_t kDefaultSharedBytes = 48 * 1024;
 // Largest H * W of a map: the kernels' per-map pixel loops count in int, p += kThreads.

@@ -413,10 +413,10 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
 // unused when fp.R is 0). kFit false (blur=None: fp.R is 0) compiles the fit out: the plain
 // soft-argmax kernels are compiled for 8 blocks per SM (32 registers, a full SM; with double
 // maps, which spill at 32, the forward for 6 and the backward for 4) without spilling, where the
-// fit's double-precision iteration needs 114 registers for none and is held to 64 (4 blocks;
-// benchmarks/kernel_resources.py).
+// fit's double-precision iteration is held to kFitMinBlocks blocks per SM (64 registers, where it
+// spills; benchmarks/kernel_resources.py).
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
-__global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 : 8))
+__global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t) == 8 ? 6 : 8))
     decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
                   acc_t* __restrict__ scores, int64_t* __restrict__ index, int H, int W, int r, acc_t t, FitParams fp,
                   const __grid_constant__ HalfTaps<acc_t, kCap> k) {
@@ -446,7 +446,7 @@ __global__ void __launch_bounds__(kThreads, kFit ? 4 : (sizeof(acc_t) == 8 ? 6 :
 // whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and
 // sets *bad_index to 1 (bad_index not nullptr: check_index), which the launcher turns into an error. kFit as decode_kernel's.
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
-__global__ void __launch_bounds__(kThreads, kFit || sizeof(acc_t) == 8 ? 4 : 8)
+__global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t) == 8 ? 4 : 8))
     decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
                            const raw_t* __restrict__ raw, const int64_t* __restrict__ index, in_t* __restrict__ out,
                            acc_t* __restrict__ raw_out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
@@ -549,7 +549,7 @@ __global__ void blur_pass_kernel(const src_t* __restrict__ x, acc_t* __restrict_
 // bits), the fit reads the raw map there. Every filtered value is filter_at's, as blur_pass_kernel
 // computes it: the same argmax, score and estimate as the two-pass path and the CPU kernel.
 template <typename in_t, typename acc_t, int kCap>
-__global__ void __launch_bounds__(kThreads, 4)
+__global__ void __launch_bounds__(kThreads, kFitMinBlocks)
     decode_fused_kernel(const in_t* __restrict__ hm, acc_t* __restrict__ coords, acc_t* __restrict__ scores,
                         int64_t* __restrict__ index, int H, int W, int r, acc_t t,
                         const __grid_constant__ HalfTaps<acc_t, kCap> k, FitParams fp) {
@@ -643,7 +643,7 @@ struct BackwardSmem {
 // back through the filter (rows, then columns, in double, as the CPU kernel) and adds the fit's
 // gradient, writing zeros elsewhere.
 template <typename in_t, typename acc_t, int kCap>
-__global__ void __launch_bounds__(kThreads, 4)
+__global__ void __launch_bounds__(kThreads, kFitMinBlocks)
     decode_backward_fused_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs,
                                  const in_t* __restrict__ hm, const int64_t* __restrict__ index,
                                  in_t* __restrict__ out, int* __restrict__ bad_index, int H, int W, int r, acc_t t,
