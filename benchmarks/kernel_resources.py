@@ -211,12 +211,14 @@ def markdown_table(rows: list[dict]) -> list[str]:
 
 def is_fit_sweep_kernel(name: str) -> bool:
     """The fit kernels the sweep lists: float and double maps, the small tap capacity."""
-    args = template_args(name)
-    base = name.split("<")[0]
-    fused = base in ("decode_fused_kernel", "decode_backward_fused_kernel")
-    plain = base in ("decode_kernel", "decode_backward_kernel") and args[-1:] == ["true"]
-    return (fused or plain) and args[0] in ("float", "double") and len(set(args[:-2 if plain else -1])) == 1 \
-        and args[-2 if plain else -1] == "16"
+    args, base = template_args(name), name.split("<")[0]
+    if base in ("decode_fused_kernel", "decode_backward_fused_kernel"):
+        types, cap = args[:-1], args[-1]  # <in_t, acc_t, kCap>
+    elif base in ("decode_kernel", "decode_backward_kernel") and args[-1:] == ["true"]:
+        types, cap = args[:-2], args[-2]  # <in_t, raw_t, acc_t, kCap, kFit>
+    else:
+        return False
+    return types[0] in ("float", "double") and len(set(types)) == 1 and cap == "16"
 
 
 def fit_sweep_table(sweep: dict[int, list[dict]]) -> list[str]:

@@ -443,8 +443,9 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
 // out: the gradient w.r.t. the maps hm, zero outside each window; raw_out (with the pre-filter;
 // else nullptr): the gradient w.r.t. the raw maps through a valid fit (fp.R > 0), zero outside its
 // box, and zero everywhere without a fit (the launcher filters out back and adds raw_out). A map
-// whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and
-// sets *bad_index to 1 (bad_index not nullptr: check_index), which the launcher turns into an error. kFit as decode_kernel's.
+// whose index is not a pixel of the map (a direct call with a bad index) gets a zero gradient and,
+// with a flag (bad_index not nullptr: check_index), sets *bad_index to 1, which the launcher turns
+// into an error. kFit as decode_kernel's.
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
 __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t) == 8 ? 4 : 8))
     decode_backward_kernel(const acc_t* __restrict__ gc, const acc_t* __restrict__ gs, const in_t* __restrict__ hm,
