@@ -4,8 +4,12 @@ the cost growth (benchmarks/scaling.py) to docs/performance.md.
     pytest benchmarks/test_bench_ops.py benchmarks/test_bench_loss.py --benchmark-only --benchmark-json=bench.json
     python benchmarks/scaling.py --json scaling.json --png docs/figures/scaling_cpu.png
     python benchmarks/train_throughput.py --json train.json
-    python benchmarks/report.py bench.json [--scaling scaling.json] [--train train.json] \
+    python benchmarks/report.py bench.json [more.json ...] [--scaling scaling.json] [--train train.json] \
         [--notes benchmarks/performance_notes.md --write docs/performance.md]
+
+Several JSON files (runs of different benchmark selections, as .ci/gpu-run splits the slow
+torch.compile rows into a run of their own) are read as one: their benchmarks together, the
+machine and date of the first.
 
 Columns: median time, and its ratio to baselines measured in the same run and group: fill_ of an
 existing tensor of the heatmaps' size (the write limit), the same on a fresh allocation, a read
@@ -39,24 +43,33 @@ OPS = [
 ]
 
 
-def load(path: str, suite: str = "test_bench_ops.py"):
-    """The benchmarks of one suite (file) in the JSON, by (device, B, K, size, group) then impl:
-    median seconds. Other suites in the same file (data pipeline, loss) are left out."""
-    with open(path) as f:
-        data = json.load(f)
+def load(paths, suite: str = "test_bench_ops.py"):
+    """The benchmarks of one suite (file) in the JSON file(s) `paths` (a path or a list of them), by
+    (device, B, K, size, group) then impl: median seconds. Other suites in the same files (data
+    pipeline, loss) are left out. `data` is the first file's JSON (its machine and date). A
+    benchmark found in two files is an error: the files would not be one run's selections."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     groups = defaultdict(dict)
     info = {}
-    for b in data["benchmarks"]:
-        if suite not in b.get("fullname", ""):
-            continue
-        extra = b["extra_info"]
-        key = (extra["device"], extra["B"], extra["K"], extra["size"], b["group"])
-        calls = extra.get("calls", 1)  # calls per timed round: times are per call
-        groups[key][extra["impl"]] = b["stats"]["median"] / calls
-        for base, t in extra.get("paired", {}).items():
-            groups[key][(extra["impl"], base)] = t / calls
-        if "torch" in extra:
-            info.setdefault(extra["device"], extra)
+    seen = {}
+    data = None
+    for path in paths:
+        with open(path) as f:
+            part = json.load(f)
+        data = part if data is None else data
+        for b in part["benchmarks"]:
+            if suite not in b.get("fullname", ""):
+                continue
+            if seen.setdefault(b["fullname"], path) != path:
+                raise SystemExit(f"report.py: {b['fullname']} is in both {seen[b['fullname']]} and {path}")
+            extra = b["extra_info"]
+            key = (extra["device"], extra["B"], extra["K"], extra["size"], b["group"])
+            calls = extra.get("calls", 1)  # calls per timed round: times are per call
+            groups[key][extra["impl"]] = b["stats"]["median"] / calls
+            for base, t in extra.get("paired", {}).items():
+                groups[key][(extra["impl"], base)] = t / calls
+            if "torch" in extra:
+                info.setdefault(extra["device"], extra)
     return data, groups, info
 
 
@@ -201,7 +214,7 @@ def kept_sections(path: str) -> list[str]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("bench", help="pytest-benchmark JSON")
+    parser.add_argument("bench", nargs="+", help="pytest-benchmark JSON file(s), read as one run")
     parser.add_argument("--scaling", help="JSON written by benchmarks/scaling.py")
     parser.add_argument("--write", help="write docs/performance.md here (with --notes prepended)")
     parser.add_argument("--notes", help="a Markdown file of notes to put under the title")

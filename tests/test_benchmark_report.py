@@ -100,3 +100,22 @@ def test_report_keeps_other_scripts_sections(report, tmp_path, monkeypatch):
     text = page.read_text()
     assert "old figures" not in text and "## Speed" in text
     assert text.count(owned) == 1 and text.index("## Speed") < text.index(owned)
+
+
+def test_report_reads_several_files_as_one_run(report, tmp_path):
+    """The benchmarks of two selections (as .ci/gpu-run times the torch.compile rows on their own)
+    fill one table: the compiled reference's ratio comes from the second file; the machine and
+    date are the first file's; the same benchmark in both files is refused."""
+    first = _write(tmp_path)
+    compiled = tmp_path / "compiled.json"
+    compiled.write_text(json.dumps({"benchmarks": [
+        _bench("test_bench_ops.py", "cpu B=32", "compiled_ref_encode", 3e-3, torch="2.x", device_name=None,
+               threads=2)], "machine_info": {"cpu": {"count": 16}}, "datetime": "2026-02-02T00:00:00"}))
+    data, groups, _ = report.load([str(first), str(compiled)])
+    assert data["datetime"] == "2026-01-01T00:00:00"
+    rows = "\n".join(report.table(groups))
+    assert "| encode (into an existing buffer, out=) | B=32 K=68 64x64 | cpu | 1.50 ms | 1.50 | 0.38 | - | 0.05 | 0.50 |" in rows
+    again = tmp_path / "again.json"
+    again.write_text(first.read_text())
+    with pytest.raises(SystemExit, match="in both"):
+        report.load([str(first), str(again)])
