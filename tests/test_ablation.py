@@ -74,6 +74,35 @@ def test_ablation_with_seeds_a_finite_set_the_endless_row_and_curves(tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
+def test_parallel_runs_give_the_models_of_one_at_a_time(tmp_path, capfd):
+    torch.set_num_threads(1)
+    args = ["ablation", "--crop", "64", "--steps", "2", "--batch-size", "2", "--workers", "0", "--device", "cpu",
+            "--eval-n", "4", "--seeds", "0", "1", "--train-faces", "4", "--no-hrnet-rows",
+            "--variants", "heatmap:0.1:stop:pair=half"]
+    assert cli.main(args + ["--out", str(tmp_path / "one")]) == 0
+    assert cli.main(args + ["--out", str(tmp_path / "two"), "--parallel", "3"]) == 0
+    one, two = (json.loads((tmp_path / d / "ablation.json").read_text()) for d in ("one", "two"))
+    assert [r["row"] for r in one] == [r["row"] for r in two]
+    for a, b in zip(one, two):
+        for sa, sb in zip(a["per_seed"], b["per_seed"]):
+            assert {k: v for k, v in sa.items() if k != "seconds"} == {k: v for k, v in sb.items() if k != "seconds"}
+    for seed in (0, 1):
+        for run in ("shr", "shr-siamese-heatmap-0.1-stop-pair-half"):
+            a, b = (torch.load(tmp_path / d / f"seed{seed}" / run / "checkpoint.pt", weights_only=False)["model"]
+                    for d in ("one", "two"))
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a run that fails in its process: its error as one line, then the table's, exit status 2
+    bad = tmp_path / "bad" / "seed1" / "shr"
+    bad.mkdir(parents=True)
+    (bad / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    capfd.readouterr()
+    assert cli.main(args + ["--out", str(tmp_path / "bad"), "--parallel", "2"]) == 2
+    err = capfd.readouterr().err
+    assert f"shr-fan ablation: error: {bad}: " in err and "Traceback" not in err, err
+    assert f"shr-fan ablation: error: --parallel: the run in {bad} failed (exit status 2" in err, err
+    assert not (tmp_path / "bad" / "ablation.json").exists()
+
+
 def test_ablation_refuses_what_it_cannot_do(tmp_path, capsys):
     base = ["ablation", "--crop", "64", "--steps", "1", "--device", "cpu", "--out", str(tmp_path)]
 
@@ -84,6 +113,7 @@ def test_ablation_refuses_what_it_cannot_do(tmp_path, capsys):
 
     fails(["--seed", "1", "--seeds", "0", "1"], "--seed and --seeds: give one")
     fails(["--seeds", "0", "0"], "--seeds 0 0: a seed given twice")
+    fails(["--parallel", "0"], "--parallel 0: expected an integer > 0")
     fails(["--endless-row"], "--endless-row compares the endless stream with --train-faces N")
     fails(["--variants", "heatmap:1:endless"], "'endless' trains on the endless stream instead of --train-faces N")
     fails(["--train-faces", "8", "--variants", "heatmap:1:endless"], "add --endless-row")

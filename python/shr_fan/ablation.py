@@ -11,7 +11,9 @@ Rows (the shape of the paper's ablation table):
 
 Rows that differ only in the decoder share one trained model (the decoder does not take part in
 training), so the table costs one run per target codec plus one per Siamese variant, per seed
-(`--no-hrnet-rows` leaves out the two rows of HRNet targets, and their run). Every run of a seed
+(`--no-hrnet-rows` leaves out the two rows of HRNet targets, and their run). The runs are
+independent: `--parallel N` trains N of them at a time, each in a process of its own with the
+torch threads divided among them, and gives the same models as one at a time. Every run of a seed
 has that seed, data, steps and schedule: the same training faces (`--train-faces N`: the first N
 of the seed's stream, cycled), the same augmentations of them and the same initial weights; a
 Siamese step sees the same faces as a plain step, as two views each (twice the compute, except
@@ -45,6 +47,8 @@ import csv
 import datetime
 import json
 import math
+import multiprocessing
+import multiprocessing.connection
 import os
 import platform
 import re
@@ -229,22 +233,60 @@ def _run(cfg: TrainConfig) -> dict:
     return dict(out, seconds=float(last["elapsed_s"]))
 
 
+def _train_process(cfg: TrainConfig, threads: int) -> None:
+    """A process of --parallel: trains one run (a finished one is left as it is); _run then reads
+    it back. An error of the run is one line on stderr and exit status 2."""
+    torch.set_num_threads(threads)
+    try:
+        train(cfg, resume=os.path.exists(os.path.join(cfg.out, CHECKPOINT)), progress=False)
+    except UserError as e:
+        print(f"shr-fan ablation: error: {cfg.out}: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def _train_in_parallel(cfgs: list[TrainConfig], parallel: int) -> None:
+    """Train the runs `parallel` at a time, in the given order, each in a spawned process with
+    the torch threads of this one divided among them (at least one each). A failed run stops the
+    others (they resume where they were on the next command)."""
+    ctx = multiprocessing.get_context("spawn")  # not fork: the parent's OpenMP and DataLoader state
+    threads = max(1, torch.get_num_threads() // parallel)
+    pending, running = list(cfgs), {}
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                cfg = pending.pop(0)
+                proc = ctx.Process(target=_train_process, args=(cfg, threads), name=f"train {cfg.out}")
+                proc.start()
+                running[proc.sentinel] = (proc, cfg)
+            for sentinel in multiprocessing.connection.wait(list(running)):
+                proc, cfg = running.pop(sentinel)
+                proc.join()
+                if proc.exitcode != 0:
+                    raise UserError(f"--parallel: the run in {cfg.out} failed (exit status {proc.exitcode}; its "
+                                    "error is above)")
+    finally:
+        for proc, _ in running.values():
+            proc.terminate()
+            proc.join()
+
+
 def _scalars(results: dict) -> dict:
     """The scalar entries of evaluate()'s summary of one decoder (the per-image arrays left out)."""
     return {k: v for k, v in results.items() if isinstance(v, (int, float))}
 
 
 def run(base: TrainConfig, variants: list[str], n_test: int, root: str, *, seeds=None, hrnet_rows: bool = True,
-        endless_row: bool = False, views=VIEWS, views_seed: int = VIEWS_SEED) -> list[dict]:
-    """Train every run of the table for every seed (in root/seed<S>/<run>), evaluate each model
-    once, and return the rows: {row, key, codec, decoder, seeds, per_seed: [{test/nme: ..., ...,
-    steps, seconds}]}, the last row the mean shape."""
+        endless_row: bool = False, views=VIEWS, views_seed: int = VIEWS_SEED, parallel: int = 1) -> list[dict]:
+    """Train every run of the table for every seed (in root/seed<S>/<run>; `parallel` at a time),
+    evaluate each model once, and return the rows: {row, key, codec, decoder, seeds, per_seed:
+    [{test/nme: ..., ..., steps, seconds}]}, the last row the mean shape."""
     seeds = list(seeds) if seeds is not None else [base.seed]
     runs, rows = plan(base, variants, hrnet_rows=hrnet_rows, endless_row=endless_row)
-    trained = {}
-    for seed in seeds:
-        for key, cfg in runs.items():
-            trained[seed, key] = _run(replace(cfg, seed=seed, out=os.path.join(root, f"seed{seed}", key)))
+    cfgs = {(seed, key): replace(cfg, seed=seed, out=os.path.join(root, f"seed{seed}", key))
+            for seed in seeds for key, cfg in runs.items()}
+    if parallel > 1:
+        _train_in_parallel(list(cfgs.values()), parallel)
+    trained = {job: _run(cfg) for job, cfg in cfgs.items()}  # (after --parallel: each run read back)
     # Rendered once for every row and seed (the faces do not depend on the model).
     faces = {"test": SyntheticFaces(n_test, seed=TEST_SEED, crop=base.crop, augment=None),
              "hard": hard_test_set(n_test, base.crop)}
@@ -370,6 +412,9 @@ def _main(argv: list[str]) -> int:
     p.add_argument("--hrnet-rows", action=argparse.BooleanOptionalAction, default=True,
                    help="the rows of HRNet targets (baseline codec, SHR decode only) and their run (default: on)")
     p.add_argument("--eval-n", type=int, default=256)
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="train N runs at a time, each in its own process with 1/N of the torch threads (the same "
+                        "models as one at a time; default: 1)")
     add_view_arguments(p)
     p.add_argument("--curves", default=None, metavar="PNG",
                    help="write the learning-curve figure of the runs here (needs --eval-every)")
@@ -385,13 +430,15 @@ def _main(argv: list[str]) -> int:
             raise UserError(f"--seeds {' '.join(map(str, args.seeds))}: a seed given twice")
     if args.eval_n <= 0:
         raise UserError(f"--eval-n {args.eval_n}: expected an integer > 0")
+    if args.parallel <= 0:
+        raise UserError(f"--parallel {args.parallel}: expected an integer > 0")
     if args.curves and base.eval_every is None:
         raise UserError("--curves draws the runs' learning curves, which --eval-every N measures; give it too")
     plan(base, args.variants, hrnet_rows=args.hrnet_rows, endless_row=args.endless_row)  # refused before training
     seeds = args.seeds if args.seeds is not None else [base.seed]
     t0 = time.time()
     rows = run(base, args.variants, args.eval_n, args.out, seeds=seeds, hrnet_rows=args.hrnet_rows,
-               endless_row=args.endless_row, views=views, views_seed=views_seed)
+               endless_row=args.endless_row, views=views, views_seed=views_seed, parallel=args.parallel)
     text = table(rows)
     print(text)
     write_json(rows, os.path.join(args.out, "ablation.json"))
