@@ -7,7 +7,7 @@ from shr_fan import synthetic
 from shr_fan.model import FAN, PRESETS, FANConfig
 
 
-@pytest.mark.parametrize("preset", ["tiny", "small"])
+@pytest.mark.parametrize("preset", ["tiny", "tiny2", "small"])
 def test_fan_output_shapes(preset):
     cfg = PRESETS[preset]
     model = FAN(cfg).eval()

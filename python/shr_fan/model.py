@@ -30,6 +30,7 @@ class FANConfig:
 
 PRESETS = {
     "tiny": FANConfig(stacks=1, width=64, depth=3),  # CPU-trainable in minutes
+    "tiny2": FANConfig(stacks=2, width=64, depth=3),  # tiny with a second stack: last-or-all stacks on a CPU
     "small": FANConfig(stacks=2, width=128, depth=4),
     "full": FANConfig(stacks=4, width=256, depth=4),  # the paper's FAN
 }
