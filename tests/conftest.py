@@ -1,3 +1,6 @@
+import importlib.util
+import pathlib
+
 import pytest
 import torch
 
@@ -48,3 +51,12 @@ def random_landmarks(shape, size, *, margin=-2.0, dtype=torch.float32, device="c
     lo = torch.tensor([margin, margin], dtype=torch.float64)
     hi = torch.tensor([w - 1 - margin, h - 1 - margin], dtype=torch.float64)
     return (lo + u * (hi - lo)).to(dtype=dtype, device=device)
+
+
+def benchmark_script(name: str, module: str):
+    """benchmarks/<name>.py imported as `module` (the scripts are not a package)."""
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module, path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded

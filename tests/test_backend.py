@@ -19,6 +19,8 @@ from shr_fan.factory import train_dataset
 from shr_fan.losses import supervised_loss
 from shr_fan.train import train
 
+from conftest import benchmark_script
+
 COMPILED_OPS = ("encode", "encode_out", "encode_backward", "decode", "decode_backward", "heatmap_loss",
                 "heatmap_loss_backward")
 
@@ -156,14 +158,9 @@ def test_reference_codecs_run_on_the_reference_ops(monkeypatch):
 
 
 def test_the_backend_benchmark_runs(tmp_path, capsys):
-    import importlib.util
     import json
-    import pathlib
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_backends.py"
-    spec = importlib.util.spec_from_file_location("train_backends", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("train_backends", "train_backends")
     assert bench.main(["--crop", "64", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--repeats", "1",
                        "--device", "cpu", "--json", str(tmp_path / "b.json")]) == 0
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]

@@ -1,22 +1,17 @@
 """benchmarks/report.py on a small pytest-benchmark JSON written here: the ratios, the targets'
 verdicts and the written docs page come out of the figures given, and benchmarks of other
 suites in the same file (the data pipeline's, which carry no impl) are left out."""
-import importlib.util
 import json
-import pathlib
 import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def report():
-    spec = importlib.util.spec_from_file_location("shr_bench_report", ROOT / "benchmarks" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("report", "shr_bench_report")
 
 
 def _bench(suite, group, impl, median, device="cpu", b=32, k=68, **extra):

@@ -2,21 +2,16 @@
 fitted on the rows without a consistency term only, a row's residual is its seeds' mean and sd
 of (consistency - line), and rows of other decoders, the mean shape and a row given twice are
 handled as its docstring says."""
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def cva():
-    spec = importlib.util.spec_from_file_location("shr_cons_vs_acc", ROOT / "benchmarks" / "consistency_vs_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("consistency_vs_accuracy", "shr_cons_vs_acc")
 
 
 def _row(label, nmes, offsets=(0, 0, 0), decoder="shr", key="k"):

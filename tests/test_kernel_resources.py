@@ -1,12 +1,12 @@
 """benchmarks/kernel_resources.py's pure parts, without nvcc: ptxas's and cuobjdump's reports
 (real output, excerpts in tests/data/), the kernel names, the dynamic shared memory of the launch
 shapes, the sm_90 occupancy arithmetic on hand-checked cases, and the docs section's markers."""
-import importlib.util
 import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import benchmark_script
+
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 
 # c++filt's names of the entries in ptxas_sm90.txt
@@ -25,10 +25,7 @@ DEMANGLED = {
 
 @pytest.fixture(scope="module")
 def kr():
-    spec = importlib.util.spec_from_file_location("shr_kernel_resources", ROOT / "benchmarks" / "kernel_resources.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("kernel_resources", "shr_kernel_resources")
 
 
 @pytest.fixture(scope="module")
