@@ -12,7 +12,7 @@ says that the term moved the row along the line at most.
 
 Usage:
     python benchmarks/consistency_vs_accuracy.py OUT/ablation.json [OUT2/ablation.json ...] \
-        [--png FIGURE]
+        [--png FIGURE] [--leave-out TEXT ...]
 
 Only rows decoded by SHR's decoder count (the consistency depends on the decoder); the mean-shape
 row is left out. Several files must come from one session's machine: their rows are pooled (a row
@@ -30,15 +30,16 @@ import numpy as np
 SETS = ("test", "hard")
 
 
-def load_rows(paths: list[str]) -> list[dict]:
+def load_rows(paths: list[str], leave_out: tuple[str, ...] = ()) -> list[dict]:
     """The rows decoded by SHR of the ablation.json files, each {row, term, nme: {set: [per seed]},
-    consistency: {set: [...]}} (term: the row has a consistency term, weight > 0)."""
+    consistency: {set: [...]}} (term: the row has a consistency term, weight > 0); rows whose label
+    contains a text of `leave_out` are left out."""
     rows, seen = [], {}
     for path in paths:
         with open(path) as f:
             data = json.load(f)
         for r in data:
-            if r.get("key") is None or r.get("decoder") != "shr":
+            if r.get("key") is None or r.get("decoder") != "shr" or any(t in r["row"] for t in leave_out):
                 continue
             if r["row"] in seen:
                 raise SystemExit(f"{path}: the row {r['row']!r} is also in {seen[r['row']]}; give each row once")
@@ -114,8 +115,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("ablation", nargs="+", help="OUT/ablation.json of shr-fan ablation")
     p.add_argument("--png", default=None, help="also write the scatter figure here (the table is printed as markdown)")
+    p.add_argument("--leave-out", nargs="+", default=[], metavar="TEXT",
+                   help="leave out the rows whose label contains one of these (e.g. a collapsed row far outside "
+                        "the others' NME, where the line would be extrapolated)")
     args = p.parse_args(argv)
-    lines, rows = residuals(load_rows(args.ablation))
+    lines, rows = residuals(load_rows(args.ablation, tuple(args.leave_out)))
     print(markdown(lines, rows))
     if args.png:
         print(f"wrote {plot(lines, rows, args.png)}")

@@ -47,6 +47,8 @@ def test_residuals_against_the_line_of_the_rows_without_a_term(cva, tmp_path, ca
     assert (tmp_path / "fig.png").stat().st_size > 10_000
     _, fitted = cva.residuals(cva.load_rows([str(a), str(b)]))
     assert [r["term"] for r in fitted] == [False, False, True]
+    assert [r["row"] for r in cva.load_rows([str(a), str(b)], leave_out=("λ 0.1",))] == [
+        "SHR encode + decode", "SHR + Siamese (heatmap, λ 0, pairing half)"]
 
 
 def test_refusals(cva, tmp_path):
