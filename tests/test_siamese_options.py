@@ -120,7 +120,7 @@ def test_siamese_options_are_checked():
 
 
 def test_half_pairing_takes_half_the_faces_per_step():
-    cfg = TrainConfig(siamese=True, batch_size=8, device="cpu")
+    cfg = TrainConfig(siamese=True, siamese_pairing="joint", batch_size=8, device="cpu")
     assert items_per_step(cfg) == 8 and items_per_step(replace(cfg, siamese_pairing="half")) == 4
     assert items_per_step(replace(cfg, siamese=False, siamese_pairing="half")) == 8
 
@@ -131,7 +131,8 @@ def test_the_first_step_loss_is_that_of_its_pairing(tmp_path, pairing):
     or one per view set (separate: each its own batch-norm statistics)."""
     torch.set_num_threads(1)
     cfg = TrainConfig(preset="tiny", crop=64, steps=1, batch_size=4, workers=0, out=str(tmp_path / pairing),
-                      device="cpu", seed=3, siamese=True, siamese_pairing=pairing, consistency_weight=0.5)
+                      device="cpu", seed=3, siamese=True, siamese_pairing=pairing, consistency_weight=0.5,
+                      consistency_warmup=0.0)
     out = train(cfg, progress=False)
     n = items_per_step(cfg)
     batch = torch.utils.data.default_collate([train_dataset(cfg, n)[i] for i in range(n)])

@@ -81,21 +81,22 @@ class TrainConfig:
     siamese: bool = _opt(False, "two views per face and the transform-consistency loss")
     consistency: str = _opt("heatmap", "consistency form: warped heatmaps (MSE) or decoded coordinates",
                             choices=lambda: CONSISTENCY_FORMS)
-    consistency_weight: float = _opt(0.1, "weight of the consistency loss (the best of the CPU ablation, "
+    consistency_weight: float = _opt(0.5, "weight of the consistency loss (with the warm-up and the half "
+                                          "pairing: the best Siamese row of the 1,600-step CPU ablation, "
                                           "docs/results.md)")
     consistency_stacks: str = _opt("last", "stacks the consistency loss compares", choices=lambda: CONSISTENCY_STACKS)
     stop_gradient: str = _opt("both", "fixed targets of the consistency loss (their gradient stopped): both (each "
                                       "view a fixed target for the other), none (both views pulled toward each "
                                       "other), first or second (that view a fixed teacher; only the other learns "
                                       "from it)", choices=lambda: STOP_GRADIENT)
-    consistency_warmup: float = _opt(0.0, "fraction of the steps over which the consistency weight ramps up from 0")
+    consistency_warmup: float = _opt(0.3, "fraction of the steps over which the consistency weight ramps up from 0")
     siamese_transforms: str = _opt(",".join(TRANSFORMS), "the transforms in which a Siamese pair's second view "
                                    "differs from its first, comma-separated (drawn afresh; the others are copied "
                                    "from the first view)", shown="all: " + ",".join(TRANSFORMS))
     siamese_strength: float = _opt(1.0, "the second view's fresh transforms are drawn from the augmentation's "
                                         "ranges times this (rotation, shift, colour, the scale's distance from 1; "
                                         f"at most {MAX_SIAMESE_STRENGTH:g}); 1: both views drawn alike")
-    siamese_pairing: str = _opt("joint", "joint: B faces x 2 views in one forward pass of 2B crops (one batch-norm "
+    siamese_pairing: str = _opt("half", "joint: B faces x 2 views in one forward pass of 2B crops (one batch-norm "
                                          "batch); separate: the two views in two passes of B crops; half: B/2 faces "
                                          "x 2 views, one pass of B crops (a plain step's compute)",
                                 choices=lambda: SIAMESE_PAIRINGS)
