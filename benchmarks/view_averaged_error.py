@@ -59,17 +59,16 @@ def view_items(n: int, crop: int, pairs: int) -> dict:
 def measure(model, cfg, perm, items_by_seed: list, device: str = "cpu") -> dict:
     """{single, averaged, gap, consistency} of one model on one set's views (fractions, not %)."""
     codec = backend.get_codec("shr", cfg.sigma, cfg.ops)
-    views, consistency, original = [], None, None
+    views, consistency, original, norm = [], None, None, None
     for seed, items in enumerate(items_by_seed):
         out = predict_pairs(model, items, {"shr": codec}, cfg, device=device)
         pred = out["pred"]["shr"]
-        original = out["original"]
-        norm = inter_ocular(original)
+        if seed == 0:  # every pair holds the same faces
+            original = out["original"]
+            norm = inter_ocular(original)
+            consistency = float(pair_errors(pred, out["matrix"], out["flip"], perm, norm).mean())
         for v in range(2):
             views.append(to_image(pred[:, v], out["matrix"][:, v], out["flip"][:, v], perm))
-        if seed == 0:
-            consistency = float(pair_errors(pred, out["matrix"], out["flip"], perm, norm).mean())
-    norm = inter_ocular(original)
     single = float(np.mean([nme(v, original, norm).mean() for v in views]))
     averaged = float(nme(np.mean(views, axis=0), original, norm).mean())
     return dict(single=single, averaged=averaged, gap=single - averaged, consistency=consistency)

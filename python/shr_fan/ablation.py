@@ -225,7 +225,7 @@ def plan(base: TrainConfig, variants: list[str], *, hrnet_rows: bool = True, end
 def _run(cfg: TrainConfig) -> dict:
     """Train (or finish a run left unfinished: --resume semantics; a finished one is reused) and
     report the training time of its last segment, from its log."""
-    out = train(cfg, resume=os.path.exists(os.path.join(cfg.out, CHECKPOINT)), progress=False)
+    out = _train(cfg)
     with open(os.path.join(cfg.out, "log.csv")) as f:
         last = list(csv.DictReader(f))[-1]
     print(f"  {cfg.out}: {out['step']} steps, {float(last['elapsed_s']):.0f} s, {float(last['images_per_s']):.1f} "
@@ -233,12 +233,17 @@ def _run(cfg: TrainConfig) -> dict:
     return dict(out, seconds=float(last["elapsed_s"]))
 
 
+def _train(cfg: TrainConfig) -> dict:
+    """train() on the run in cfg.out: resumed when it has a checkpoint (a finished one is reused)."""
+    return train(cfg, resume=os.path.exists(os.path.join(cfg.out, CHECKPOINT)), progress=False)
+
+
 def _train_process(cfg: TrainConfig, threads: int) -> None:
     """A process of --parallel: trains one run (a finished one is left as it is); _run then reads
     it back. An error of the run is one line on stderr and exit status 2."""
     torch.set_num_threads(threads)
     try:
-        train(cfg, resume=os.path.exists(os.path.join(cfg.out, CHECKPOINT)), progress=False)
+        _train(cfg)
     except UserError as e:
         print(f"shr-fan ablation: error: {cfg.out}: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
