@@ -44,8 +44,11 @@ def load_rows(paths: list[str], leave_out: tuple[str, ...] = ()) -> list[dict]:
             if r["row"] in seen:
                 raise SystemExit(f"{path}: the row {r['row']!r} is also in {seen[r['row']]}; give each row once")
             seen[r["row"]] = path
-            weight = re.search(r"λ ([0-9.eE+-]+)", r["row"])
-            term = weight is not None and float(weight.group(1)) > 0
+            if "consistency_weight" in r:
+                term = r["consistency_weight"] > 0
+            else:  # an ablation.json written before the field (docs/data/siamese16_half1600_ablation.json)
+                weight = re.search(r"λ ([0-9.eE+-]+)", r["row"])
+                term = weight is not None and float(weight.group(1)) > 0
             rows.append(dict(row=r["row"], term=term,
                              nme={s: [p[f"{s}/nme"] for p in r["per_seed"]] for s in SETS},
                              consistency={s: [p[f"{s}/consistency"] for p in r["per_seed"]] for s in SETS}))

@@ -19,8 +19,7 @@ from torch.utils.data import DataLoader
 from shr_ops import defaults, reference
 from shr_fan import metrics
 from shr_fan.checkpoint import load_model
-from shr_fan.data import SyntheticFaces
-from shr_fan.evaluate import TEST_SEED, hard_test_set, predict_heatmaps
+from shr_fan.evaluate import predict_heatmaps, test_sets
 from shr_fan.geometry import to_crop
 
 BINS = ((0, 1), (1, 2), (2, 3), (3, 6), (6, 10), (10, 1000))
@@ -42,8 +41,7 @@ def evaluate(checkpoint: str, faces: int) -> dict:
     per-landmark distance to the edge)."""
     model, cfg = load_model(checkpoint)
     out = {}
-    for name, test in (("test", SyntheticFaces(faces, seed=TEST_SEED, crop=cfg.crop, augment=None)),
-                       ("hard", hard_test_set(faces, cfg.crop))):
+    for name, test in test_sets(faces, cfg.crop).items():
         heat, gt = predict_heatmaps(model, DataLoader(test, batch_size=32), "cpu")
         norm = metrics.inter_ocular(gt)
         size = heat.shape[-1]

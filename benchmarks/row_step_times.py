@@ -28,8 +28,7 @@ from shr_fan.checkpoint import load_model
 from shr_fan.config import TrainConfig, check_config
 from shr_fan.consistency_metric import ViewPairs
 from shr_fan.curves import Curves
-from shr_fan.data import SyntheticFaces
-from shr_fan.evaluate import TEST_SEED, evaluate, hard_test_set, mean_shape_baseline
+from shr_fan.evaluate import evaluate, mean_shape_baseline, test_sets
 from shr_fan import backend
 from shr_fan.train import train
 
@@ -100,8 +99,7 @@ def main() -> None:
         curves.close()
         t0 = time.time()
         sets = {}
-        for name, ds in {"test": SyntheticFaces(args.eval_n, seed=TEST_SEED, crop=args.crop, augment=None),
-                         "hard": hard_test_set(args.eval_n, args.crop)}.items():
+        for name, ds in test_sets(args.eval_n, args.crop).items():
             pairs = ViewPairs(ds)
             sets[name] = ([ds[i] for i in range(len(ds))], [pairs[i] for i in range(len(pairs))])
         mean_shape = mean_shape_baseline(cfg)

@@ -38,8 +38,7 @@ import torch
 from shr_fan import backend
 from shr_fan.checkpoint import load_model
 from shr_fan.consistency_metric import VIEWS, ViewPairs, pair_errors, predict_pairs, to_image
-from shr_fan.data import SyntheticFaces
-from shr_fan.evaluate import TEST_SEED, hard_test_set
+from shr_fan.evaluate import test_sets
 from shr_fan.metrics import inter_ocular, nme
 
 SETS = ("test", "hard")
@@ -48,7 +47,7 @@ SETS = ("test", "hard")
 def view_items(n: int, crop: int, pairs: int) -> dict:
     """{set: (flip permutation, [the items of ViewPairs(set, VIEWS, seed) for seed in 0 .. pairs-1])},
     rendered once for every model."""
-    faces = {"test": SyntheticFaces(n, seed=TEST_SEED, crop=crop, augment=None), "hard": hard_test_set(n, crop)}
+    faces = test_sets(n, crop)
     out = {}
     for name, ds in faces.items():
         sets = [ViewPairs(ds, VIEWS, seed) for seed in range(pairs)]

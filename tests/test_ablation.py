@@ -68,6 +68,8 @@ def test_ablation_with_seeds_a_finite_set_the_endless_row_and_curves(tmp_path):
     assert siamese_endless["diff_mean"]["test/nme"] == pytest.approx(
         sum(a["test/nme"] - b["test/nme"] for a, b in zip(siamese_endless["per_seed"], endless["per_seed"])) / 2)
     assert saved[1]["row"] == REFERENCE and len(saved[1]["per_seed"]) == 2 and saved[1]["diff_mean"]["test/nme"] == 0
+    # each row's consistency weight (0: no term), which benchmarks/consistency_vs_accuracy.py reads
+    assert [r.get("consistency_weight") for r in saved] == [0.0, 0.0, 0.0, 0.1, 0.0, None]
     # the endless row's runs trained on other faces than the finite set's: other weights
     a = torch.load(out / "seed0" / "shr" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(out / "seed0" / "shr-endless" / "checkpoint.pt", weights_only=False)["model"]

@@ -59,3 +59,18 @@ def test_refusals(cva, tmp_path):
         cva.main([str(a)])
     with pytest.raises(SystemExit, match="is also in"):
         cva.main([str(a), str(a)])
+
+
+def test_the_weight_field_decides_a_term_and_old_files_use_the_label(cva, tmp_path):
+    rows = [_row("SHR encode + decode", [0.05, 0.06, 0.07]), _row("control", [0.05, 0.06, 0.08]),
+            _row("SHR + Siamese (heatmap, λ 0.5)", [0.05, 0.06, 0.07]), _row("term", [0.05, 0.06, 0.07])]
+    for r, w in zip(rows, (0.0, 0.0, 0.0, 0.5)):
+        r["consistency_weight"] = w  # a label is not read where the field is: "λ 0.5" here has weight 0
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(rows))
+    assert [r["term"] for r in cva.load_rows([str(new)])] == [False, False, False, True]
+    for r in rows:
+        del r["consistency_weight"]  # a file written before the field: the label's λ
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(rows))
+    assert [r["term"] for r in cva.load_rows([str(old)])] == [False, False, True, False]

@@ -65,9 +65,9 @@ from .config import (MAX_SIAMESE_STRENGTH, SIAMESE_PAIRINGS, STOP_GRADIENT, Pars
                      check_config, config_from_args, given, non_negative_int, siamese_transforms)
 from .consistency_metric import VIEWS, VIEWS_SEED, ViewPairs, add_view_arguments, describe, views_from_args
 from .curves import plot_curves, read_curves
-from .data import TRANSFORMS, SyntheticFaces
+from .data import TRANSFORMS
 from .errors import UserError
-from .evaluate import TEST_SEED, evaluate, hard_test_set, mean_shape_baseline
+from .evaluate import evaluate, mean_shape_baseline, test_sets
 from .train import CHECKPOINT, train
 
 PLAIN_ROWS = [  # (row, trained model, decoder)
@@ -293,8 +293,7 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str, *, seeds
         _train_in_parallel(list(cfgs.values()), parallel)
     trained = {job: _run(cfg) for job, cfg in cfgs.items()}  # (after --parallel: each run read back)
     # Rendered once for every row and seed (the faces do not depend on the model).
-    faces = {"test": SyntheticFaces(n_test, seed=TEST_SEED, crop=base.crop, augment=None),
-             "hard": hard_test_set(n_test, base.crop)}
+    faces = test_sets(n_test, base.crop)
     sets = {}
     for name, ds in faces.items():
         pairs = ViewPairs(ds, views, views_seed)
@@ -319,7 +318,9 @@ def run(base: TrainConfig, variants: list[str], n_test: int, root: str, *, seeds
                           .items()}, steps=trained[seed, key]["step"], seconds=trained[seed, key]["seconds"])
                     for seed in seeds]
         endless = runs[key].train_faces is None and base.train_faces is not None and label != ENDLESS_ROW
+        weight = runs[key].consistency_weight if runs[key].siamese else 0.0  # the consistency term's, 0: none
         out.append(dict(row=label, key=key, codec=runs[key].codec, decoder=decoder, seeds=seeds, per_seed=per_seed,
+                        consistency_weight=weight,
                         reference=None if label == REFERENCE else ENDLESS_ROW if endless else REFERENCE))
     out.append(dict(row="mean shape (no model)", key=None, codec="", decoder="", seeds=seeds,
                     per_seed=mean_shape_results))

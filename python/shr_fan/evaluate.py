@@ -42,6 +42,12 @@ def hard_test_set(n: int, crop: int) -> SyntheticFaces:
     return SyntheticFaces(n, seed=TEST_SEED + 1, crop=crop, augment=None, synth=synth)
 
 
+def test_sets(n: int, crop: int) -> dict[str, SyntheticFaces]:
+    """{"test": the fixed synthetic test set, "hard": hard_test_set}, n faces each: the two sets
+    every table of the ablation and its analysis scripts are measured on."""
+    return {"test": SyntheticFaces(n, seed=TEST_SEED, crop=crop, augment=None), "hard": hard_test_set(n, crop)}
+
+
 def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet"), batch_size: int = 32,
              device: str | torch.device = "cpu", workers: int = 0, ced_path: str | None = None,
              test: FaceCrops | None = None, mean_shape: np.ndarray | None = None, pairs=None,
