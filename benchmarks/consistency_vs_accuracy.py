@@ -3,8 +3,9 @@
 Across the models of `shr-fan ablation` tables, the transform-consistency error falls with the
 NME: a more accurate model is also more consistent, term or not. So a row's consistency column
 alone cannot say whether its term did what it exists for. This script fits the relation on the
-models trained without a consistency term (SHR encode + decode and the lambda-0 controls, whose
-row label says `λ 0`), a straight line consistency = a + b NME per test set by least squares over
+models trained without a consistency term (SHR encode + decode and the lambda-0 controls: a row's
+`consistency_weight` 0 in ablation.json, or its label's `λ 0` in files written before that field),
+a straight line consistency = a + b NME per test set by least squares over
 every seed's model, and gives each row's residual: the mean +- sd over its seeds of (its
 consistency - the line at its NME). A term that makes the heatmaps consistent beyond what accuracy
 gives puts its row below the line (a negative residual beyond its spread); a residual level with 0
