@@ -35,6 +35,11 @@ def mean_shape_baseline(cfg: TrainConfig, n: int = 256) -> np.ndarray:
     return np.stack([ds[i]["landmarks"].numpy() for i in range(n)]).mean(0)
 
 
+def test_set(n: int, crop: int) -> SyntheticFaces:
+    """The fixed synthetic test set: n faces from TEST_SEED, unaugmented."""
+    return SyntheticFaces(n, seed=TEST_SEED, crop=crop, augment=None)
+
+
 def hard_test_set(n: int, crop: int) -> SyntheticFaces:
     """A harder fixed synthetic test set: larger poses than training (yaw up to 60, pitch 30,
     roll 40 degrees; training draws 45 / 25 / 30) and an occluder on every face."""
@@ -45,7 +50,7 @@ def hard_test_set(n: int, crop: int) -> SyntheticFaces:
 def test_sets(n: int, crop: int) -> dict[str, SyntheticFaces]:
     """{"test": the fixed synthetic test set, "hard": hard_test_set}, n faces each: the two sets
     every table of the ablation and its analysis scripts are measured on."""
-    return {"test": SyntheticFaces(n, seed=TEST_SEED, crop=crop, augment=None), "hard": hard_test_set(n, crop)}
+    return {"test": test_set(n, crop), "hard": hard_test_set(n, crop)}
 
 
 def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet"), batch_size: int = 32,
@@ -59,7 +64,7 @@ def evaluate(model, cfg: TrainConfig, *, n: int = 256, decoders=("shr", "hrnet")
     has it (default: mean_shape_baseline(cfg)). The transform consistency is measured on `pairs`
     (ViewPairs or its items; default: ViewPairs(test, views, views_seed), which needs `test` to be
     a dataset, not a list of items)."""
-    test = test if test is not None else SyntheticFaces(n, seed=TEST_SEED, crop=cfg.crop, augment=None)
+    test = test if test is not None else test_set(n, cfg.crop)
     if pairs is None:
         if not isinstance(test, FaceCrops):
             raise ValueError("evaluate: with `test` given as items, give the consistency metric's `pairs` too")
