@@ -150,34 +150,36 @@ SHR_HOST_DEVICE inline bool solve_spd4(double M[10], double g[4]) {
   return true;
 }
 
-// Solve the 4 x 4 system M v = g (M full, any sign) by Gaussian elimination with partial pivoting;
-// false when it is singular (a zero pivot).
-SHR_HOST_DEVICE inline bool solve4(double M[4][4], double g[4], double v[4]) {
+// Solve the 4 x 4 system M v = g (M full, row-major in M[16], any sign) by Gaussian elimination
+// with partial pivoting, in place in M and g; false when it is singular (a zero pivot). M and g
+// may be in memory the caller chooses (CUDA: shared memory, where rows swapped at run time would
+// otherwise go to local memory).
+SHR_HOST_DEVICE inline bool solve4(double* M, double* g, double v[4]) {
   for (int c = 0; c < 4; ++c) {
     int piv = c;
     for (int r = c + 1; r < 4; ++r)
-      if (::fabs(M[r][c]) > ::fabs(M[piv][c])) piv = r;
-    if (!(M[piv][c] != 0)) return false;
+      if (::fabs(M[r * 4 + c]) > ::fabs(M[piv * 4 + c])) piv = r;
+    if (!(M[piv * 4 + c] != 0)) return false;
     if (piv != c) {
       for (int k = 0; k < 4; ++k) {
-        const double t = M[c][k];
-        M[c][k] = M[piv][k];
-        M[piv][k] = t;
+        const double t = M[c * 4 + k];
+        M[c * 4 + k] = M[piv * 4 + k];
+        M[piv * 4 + k] = t;
       }
       const double t = g[c];
       g[c] = g[piv];
       g[piv] = t;
     }
     for (int r = c + 1; r < 4; ++r) {
-      const double f = M[r][c] / M[c][c];
-      for (int k = c; k < 4; ++k) M[r][k] -= f * M[c][k];
+      const double f = M[r * 4 + c] / M[c * 4 + c];
+      for (int k = c; k < 4; ++k) M[r * 4 + k] -= f * M[c * 4 + k];
       g[r] -= f * g[c];
     }
   }
   for (int i = 3; i >= 0; --i) {
     double s = g[i];
-    for (int k = i + 1; k < 4; ++k) s -= M[i][k] * v[k];
-    v[i] = s / M[i][i];
+    for (int k = i + 1; k < 4; ++k) s -= M[i * 4 + k] * v[k];
+    v[i] = s / M[i * 4 + i];
   }
   return true;
 }
@@ -214,69 +216,105 @@ struct Result {
   bool valid;
 };
 
-// Levenberg-Marquardt for min sum (h - A k)^2 from (x0, y0, lam0), A profiled at the start.
-// eval(x, y, lam, Moments&) computes the sums over the box at a point (on CUDA, a block reduction:
-// every thread of the block calls fit with the same arguments and sees the same sums, so the
-// control flow is uniform). Each iteration builds N = J^T J and g = J^T r (J = (k, A k_x, A k_y,
-// A k_lam)), solves (N + mu diag N) d = g with frozen parameters (an axis with one pixel in the
-// frame) kept, clamps the step, evaluates the model once at the trial point and accepts it when
-// the residual A^2 E - 2 A C (+ sum h^2) does not grow beyond rounding. A map stops after a step
-// (accepted or not) below `stop` px, or after kMaxIterations. valid: converged (last step <
+// Levenberg-Marquardt for min sum (h - A k)^2 from (x0, y0, lam0), A profiled at the start. Each
+// iteration builds N = J^T J and g = J^T r (J = (k, A k_x, A k_y, A k_lam)) from the moments at the
+// current point, solves (N + mu diag N) d = g with frozen parameters (an axis with one pixel in
+// the frame) kept, clamps the step, evaluates the model once at the trial point and accepts it
+// when the residual A^2 E - 2 A C (+ sum h^2) does not grow beyond rounding. A map stops after a
+// step (accepted or not) below `stop` px, or after kMaxIterations. valid: converged (last step <
 // kConverged), finite, A > 0, lam within 100x of 1 / (2 blur^2), and (x, y) within R + 0.5 of the
 // argmax (mi, mj).
-// `store[0]` and `store[1]` are the two Moments the iteration keeps (the current point's and the
-// trial's), which eval fills: local on the CPU, shared memory on CUDA (where holding 28 doubles
-// in every lane's registers would spill).
+//
+// The iteration is a state (FitState) advanced between evaluations by fit_start, fit_propose and
+// fit_accept, so that a caller can keep it out of the registers the evaluation needs: the CPU's
+// gaussian_fit holds it in locals; CUDA's warp_fit in shared memory, advanced by one lane while
+// the warp evaluates the sums (cuda/decode_device.cuh). Both do the same arithmetic.
+struct FitState {
+  double A, x, y, lam;     // the current point
+  double f, mu, step;      // its residual (up to sum h^2), the damping, the last step (px)
+  double At, xt, yt, lt;   // the trial point
+  int it, cur;             // iterations begun; which of the two Moments holds the current point's
+  bool free_x, free_y;     // the axes with more than one pixel in the frame
+};
+
+// The state at the start (x0, y0, lam0), whose moments m0 are in store[0].
+SHR_HOST_DEVICE inline void fit_start(FitState& s, const Moments& m0, double x0, double y0, double lam0, bool free_x,
+                                      bool free_y) {
+  s.cur = 0;
+  s.A = m0.D[0] / m0.T[0], s.x = x0, s.y = y0, s.lam = lam0;
+  s.f = s.A * (s.A * m0.T[0] - 2 * m0.D[0]);
+  s.mu = kMuStart, s.step = INFINITY;
+  s.it = 0;
+  s.free_x = free_x, s.free_y = free_y;
+}
+
+// The next trial point from the current point's moments m (store[s.cur]) into s.At, s.xt, s.yt,
+// s.lt, with N[10] and g[4] as the solve's scratch; false when the iteration stops instead
+// (kMaxIterations begun, or a singular system: step NaN, not valid).
+SHR_HOST_DEVICE inline bool fit_propose(FitState& s, const Moments& m, double N[10], double g[4]) {
+  if (s.it >= kMaxIterations) return false;
+  ++s.it;
+  const double A = s.A;
+  const double sc[4] = {1.0, A, A, A};
+  const bool free_[4] = {true, s.free_x, s.free_y, true};
+  for (int a = 0; a < 4; ++a)
+    for (int b = a; b < 4; ++b) N[sym(a, b)] = sc[a] * sc[b] * m.T[sym(a, b)];
+  for (int a = 0; a < 4; ++a) g[a] = sc[a] * m.D[a] - A * N[sym(a, 0)];
+  for (int a = 0; a < 4; ++a) {
+    if (free_[a]) continue;
+    for (int b = 0; b < 4; ++b) N[sym(a, b)] = a == b ? 1.0 : 0.0;
+    g[a] = 0;
+  }
+  for (int a = 0; a < 4; ++a) N[sym(a, a)] *= 1 + s.mu;
+  const double* d = g;  // the step, in place of g
+  if (!solve_spd4(N, g)) {  // singular: not valid
+    s.step = NAN;
+    return false;
+  }
+  const double dx = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[1])), dy = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[2]));
+  const double dl = ::fmax(-kMaxLogLamStep, ::fmin(kMaxLogLamStep, d[3] / s.lam));
+  s.At = A + d[0], s.xt = s.x + dx, s.yt = s.y + dy, s.lt = s.lam * ::exp(dl);
+  s.step = ::fmax(::fabs(dx), ::fabs(dy));
+  return true;
+}
+
+// Accepts or rejects the trial point from its moments mt (store[1 - s.cur]); false when the
+// iteration stops (a step, accepted or not, below `stop` px; NaN steps stop too).
+SHR_HOST_DEVICE inline bool fit_accept(FitState& s, const Moments& mt, double stop) {
+  const double ft = s.At * (s.At * mt.T[0] - 2 * mt.D[0]);
+  if (ft <= s.f + 8 * kDoubleEps * ::fabs(s.f)) {  // not worse, up to rounding (NaN: rejected)
+    s.A = s.At, s.x = s.xt, s.y = s.yt, s.lam = s.lt, s.f = ft, s.cur = 1 - s.cur;
+    s.mu = ::fmax(s.mu * kMuDown, kMuMin);
+  } else {
+    s.mu *= kMuUp;
+  }
+  return s.step >= stop;
+}
+
+// The fit's result from the stopped state.
+SHR_HOST_DEVICE inline Result fit_result(const FitState& s, double blur, int64_t mi, int64_t mj, int64_t R) {
+  const double lam_ref = 1.0 / (2.0 * blur * blur);
+  const bool ok = finite(s.A) && finite(s.x) && finite(s.y) && finite(s.lam);
+  const bool valid = ok && s.A > 0 && s.lam > lam_ref / 100 && s.lam < lam_ref * 100 && s.step < kConverged &&
+                     ::fabs(s.x - static_cast<double>(mj)) <= static_cast<double>(R) + 0.5 &&
+                     ::fabs(s.y - static_cast<double>(mi)) <= static_cast<double>(R) + 0.5;
+  return Result{s.A, s.x, s.y, s.lam, s.step, s.it, s.free_x, s.free_y, valid};
+}
+
+// The fit with the state in locals (the CPU's): eval(x, y, lam, Moments&) computes the sums over
+// the box at a point into store[0] or store[1] (the current point's and the trial's).
 template <typename Eval, typename Store>
 SHR_HOST_DEVICE inline Result gaussian_fit(Eval&& eval, Store& store, double x0, double y0, double lam0, bool free_x,
                                            bool free_y, double blur, int64_t mi, int64_t mj, int64_t R, double stop) {
-  int cur = 0;  // store[cur]: the moments at the current point; store[1 - cur]: the trial's
-  eval(x0, y0, lam0, store[cur]);
-  double A = store[cur].D[0] / store[cur].T[0], x = x0, y = y0, lam = lam0;
-  double f = A * (A * store[cur].T[0] - 2 * store[cur].D[0]);
-  double mu = kMuStart, step = INFINITY;
-  int it = 0;
-  const bool free_[4] = {true, free_x, free_y, true};
-  while (it < kMaxIterations) {
-    ++it;
-    const Moments& m = store[cur];
-    const double s[4] = {1.0, A, A, A};
-    double N[10], g[4];
-    for (int a = 0; a < 4; ++a)
-      for (int b = a; b < 4; ++b) N[sym(a, b)] = s[a] * s[b] * m.T[sym(a, b)];
-    for (int a = 0; a < 4; ++a) g[a] = s[a] * m.D[a] - A * N[sym(a, 0)];
-    for (int a = 0; a < 4; ++a) {
-      if (free_[a]) continue;
-      for (int b = 0; b < 4; ++b) N[sym(a, b)] = a == b ? 1.0 : 0.0;
-      g[a] = 0;
-    }
-    for (int a = 0; a < 4; ++a) N[sym(a, a)] *= 1 + mu;
-    double* d = g;  // the step, in place of g
-    if (!solve_spd4(N, g)) {  // singular: not valid
-      step = NAN;
-      break;
-    }
-    const double dx = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[1])), dy = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[2]));
-    const double dl = ::fmax(-kMaxLogLamStep, ::fmin(kMaxLogLamStep, d[3] / lam));
-    const double At = A + d[0], xt = x + dx, yt = y + dy, lt = lam * ::exp(dl);
-    const Moments& mt = store[1 - cur];
-    eval(xt, yt, lt, store[1 - cur]);
-    const double ft = At * (At * mt.T[0] - 2 * mt.D[0]);
-    step = ::fmax(::fabs(dx), ::fabs(dy));
-    if (ft <= f + 8 * kDoubleEps * ::fabs(f)) {  // not worse, up to rounding (NaN: rejected)
-      A = At, x = xt, y = yt, lam = lt, f = ft, cur = 1 - cur;
-      mu = ::fmax(mu * kMuDown, kMuMin);
-    } else {
-      mu *= kMuUp;
-    }
-    if (!(step >= stop)) break;  // NaN steps stop too (and are not valid)
+  FitState s;
+  eval(x0, y0, lam0, store[0]);
+  fit_start(s, store[0], x0, y0, lam0, free_x, free_y);
+  double N[10], g[4];
+  while (fit_propose(s, store[s.cur], N, g)) {
+    eval(s.xt, s.yt, s.lt, store[1 - s.cur]);
+    if (!fit_accept(s, store[1 - s.cur], stop)) break;
   }
-  const double lam_ref = 1.0 / (2.0 * blur * blur);
-  const bool ok = finite(A) && finite(x) && finite(y) && finite(lam);
-  const bool valid = ok && A > 0 && lam > lam_ref / 100 && lam < lam_ref * 100 && step < kConverged &&
-                     ::fabs(x - static_cast<double>(mj)) <= static_cast<double>(R) + 0.5 &&
-                     ::fabs(y - static_cast<double>(mi)) <= static_cast<double>(R) + 0.5;
-  return Result{A, x, y, lam, step, it, free_x, free_y, valid};
+  return fit_result(s, blur, mi, mj, R);
 }
 
 // gaussian_fit's two Moments, held by the caller (the CPU's).
@@ -302,30 +340,31 @@ SHR_HOST_DEVICE inline void add_pixel_second(SecondMoments& s, double h, double 
 // Hs = N - sum_p r_p d^2(A k_p)/d phi^2 (r = h - A k), frozen parameters' rows and columns
 // replaced by the identity, v = Hs^-1 gphi, gphi = d loss / d (A, x, y, lam) (a frozen axis' entry
 // 0). The gradient w.r.t. h_p is then v0 k_p + A (v1 k_x + v2 k_y + v3 k_lam) over the box
-// (pixel_grad). A singular Hs gives v = 0 (no gradient through the fit).
+// (pixel_grad). A singular Hs gives v = 0 (no gradient through the fit). Hs[16] and g[4]: the
+// system's scratch (solve4's).
 SHR_HOST_DEVICE inline void grad_coefficients(const Result& r, const Moments& m, const SecondMoments& s,
-                                              const double gphi[4], double v[4]) {
+                                              const double gphi[4], double v[4], double* Hs_, double* g) {
   const double A = r.A, sc[4] = {1.0, A, A, A};
-  double Hs[4][4];
+  auto Hs = [Hs_](int a, int b) -> double& { return Hs_[a * 4 + b]; };
   for (int a = 0; a < 4; ++a)
-    for (int b = 0; b < 4; ++b) Hs[a][b] = sc[a] * sc[b] * m.T[sym(a, b)];
+    for (int b = 0; b < 4; ++b) Hs(a, b) = sc[a] * sc[b] * m.T[sym(a, b)];
   // d^2 (A k) / dA d theta_a = d_a k: sum r d_a k = sum h d_a k - A sum k d_a k.
   for (int a = 1; a < 4; ++a) {
     const double w = m.D[a] - A * m.T[sym(0, a)];
-    Hs[0][a] -= w;
-    Hs[a][0] -= w;
+    Hs(0, a) -= w;
+    Hs(a, 0) -= w;
   }
   // d^2 (A k) / d theta_a d theta_b = A d_ab k.
   const int e[4][4] = {{-1, -1, -1, -1}, {-1, 0, 2, 3}, {-1, 2, 1, 4}, {-1, 3, 4, 5}};
   for (int a = 1; a < 4; ++a)
-    for (int b = 1; b < 4; ++b) Hs[a][b] -= A * (s.D2[e[a][b]] - A * s.K2[e[a][b]]);
+    for (int b = 1; b < 4; ++b) Hs(a, b) -= A * (s.D2[e[a][b]] - A * s.K2[e[a][b]]);
   const bool free_[4] = {true, r.free_x, r.free_y, true};
   for (int a = 0; a < 4; ++a) {
     if (free_[a]) continue;
-    for (int b = 0; b < 4; ++b) Hs[a][b] = Hs[b][a] = a == b ? 1.0 : 0.0;
+    for (int b = 0; b < 4; ++b) Hs(a, b) = Hs(b, a) = a == b ? 1.0 : 0.0;
   }
-  double g[4] = {gphi[0], r.free_x ? gphi[1] : 0.0, r.free_y ? gphi[2] : 0.0, gphi[3]};
-  if (!solve4(Hs, g, v)) v[0] = v[1] = v[2] = v[3] = 0;
+  g[0] = gphi[0], g[1] = r.free_x ? gphi[1] : 0.0, g[2] = r.free_y ? gphi[2] : 0.0, g[3] = gphi[3];
+  if (!solve4(Hs_, g, v)) v[0] = v[1] = v[2] = v[3] = 0;
 }
 
 // ---------------------------------------------------------------------------- the model's bias

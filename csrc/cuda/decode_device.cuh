@@ -6,9 +6,10 @@
 //
 // With the pre-filter, the least-squares Gaussian fit of the raw map around the filtered argmax
 // (../decode_fit.h; the CPU kernel's cpu/decode/fit.h) is run by the block's first warp: its lanes
-// share the fit box's pixels and sum each evaluation's 14 moments with one deterministic warp_sum_into,
-// so every lane sees the same sums and takes the same iteration (uniform control flow). A warp
-// holds a 13 x 13 box in 6 pixels a lane, and its barriers are warp-wide. Where the fit is valid,
+// share the fit box's columns and rows and sum each evaluation's 17 separable dots in a fixed order
+// (warp_moments), and lane 0 advances the iteration, whose state stays in shared memory; every lane
+// reads the same state, so the warp takes the same iteration (uniform control flow). Its barriers
+// are warp-wide. Where the fit is valid,
 // the coordinates are the soft-argmax estimate corrected by its own bias on the fitted Gaussian,
 // which the whole block computes (forward_fit, backward_fit).
 //
@@ -186,37 +187,123 @@ __device__ inline double fit_start_lam(const Val& F, int H, int W, int mi, int m
   return fit::start_lam(f, has, blur);
 }
 
-// The fit's per-lane partial sums at (x, y, lam) over the box b of the raw map's values h(p): with
-// kSecond false, v[0..3] = sum h dk and v[4..13] = sum dk dk (packed: Moments' order); with kSecond,
-// v[0..5] = sum h d2k and v[6..11] = sum k d2k (SecondMoments', the gradient's). Each sum adds the
-// lane's pixels in the same order either way; one kind at a time holds half the accumulators.
-template <bool kSecond, typename Val>
-__device__ inline void fit_partials(const Val& h, int W, const FitBox& b, double x, double y, double lam,
-                                    double (&v)[kSecond ? 12 : 14]) {
+// The fit's per-lane partials of the 17 separable sums (Moments from 1D dots, as the CPU kernel's
+// cpu/decode/fit.h) at (x, y, lam) over the box b of the raw map's values h(p), in sums[n * 32 +
+// lane]: n 0..4 the columns' dots with the box's columns contracted down the rows by the row terms
+// k, p, l (V0, V1, V2): V0 . tx.k, V0 . tx.p, V1 . tx.k, then D[3]'s two, V0 . tx.l and V2 . tx.k;
+// 5..10 the row terms' dots kk kp kl pp pl ll; 11..16 the column terms'. Lane c holds columns c,
+// c + 32, ... and rows c, c + 32, ..., so a box up to 32 wide sums in the CPU's order. Each part in
+// its own loop, with few values in registers.
+constexpr int kFitSums = 17;
+template <typename Val>
+__device__ inline void fit_separable_partials(const Val& h, int W, const FitBox& b, double x, double y, double lam,
+                                              double* sums) {
   const int lane = threadIdx.x & 31;
-  for (double& e : v) e = 0;
-  for (int k = lane; k < b.n(); k += 32) {
-    const int a = k / b.cols, c = k - a * b.cols;
-    const int i = b.i0 + a, j = b.j0 + c;
-    const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
-    const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
-    const double hv = static_cast<double>(h(i * W + j));
-    if constexpr (kSecond) {
-      double d2[6];
-      fit::pixel_second(ty, tx, d2);
-      const double kv = ty.k * tx.k;  // pixel_first's dk[0]
-      for (int e = 0; e < 6; ++e) {
-        v[e] += hv * d2[e];
-        v[6 + e] += kv * d2[e];
+  {
+    double d[5] = {0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int c = lane; c < b.cols; c += 32) {
+      const int j = b.j0 + c;
+      double v0 = 0, v1 = 0, v2 = 0;
+      for (int a = 0; a < b.rows; ++a) {
+        const int i = b.i0 + a;
+        const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
+        const double hv = static_cast<double>(h(i * W + j));
+        v0 += ty.k * hv;
+        v1 += ty.p * hv;
+        v2 += ty.l * hv;
       }
-    } else {
-      double dk[4];
-      fit::pixel_first(ty, tx, dk);
-      for (int p = 0; p < 4; ++p) {
-        v[p] += hv * dk[p];
-        for (int q = p; q < 4; ++q) v[4 + fit::sym(p, q)] += dk[p] * dk[q];
-      }
+      const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
+      d[0] += v0 * tx.k;
+      d[1] += v0 * tx.p;
+      d[2] += v1 * tx.k;
+      d[3] += v0 * tx.l;
+      d[4] += v2 * tx.k;
     }
+    for (int n = 0; n < 5; ++n) sums[n * 32 + lane] = d[n];
+  }
+  for (int axis = 0; axis < 2; ++axis) {  // the rows (about y), then the columns (about x)
+    const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
+    const double centre = axis == 0 ? y : x;
+    double e[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int a = lane; a < n; a += 32) {
+      const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - centre, lam);
+      e[0] += t.k * t.k;
+      e[1] += t.k * t.p;
+      e[2] += t.k * t.l;
+      e[3] += t.p * t.p;
+      e[4] += t.p * t.l;
+      e[5] += t.l * t.l;
+    }
+    for (int q = 0; q < 6; ++q) sums[(5 + 6 * axis + q) * 32 + lane] = e[q];
+  }
+}
+
+// The per-lane partials of the gradient's 16 further separable dots at (x, y, lam) over the box b
+// (SecondMoments from 1D dots, as the CPU kernel's GaussianFit::grad), in sums[n * 32 + lane]:
+// n 0..6 the columns contracted down the rows by the row terms k, p, l (V0, V1, V2) dotted with
+// the column terms: V0 . pp, V1 . p, V0 . pl, V2 . p, V1 . l, V0 . ll, V2 . l; 7..9 the columns
+// contracted by pp, pl, ll (V3, V4, V5) dotted with k; 10..12 the row terms' dots k . pp, k . pl,
+// k . ll; 13..15 the column terms'. Lanes as fit_separable_partials'.
+constexpr int kFitSecondSums = 16;
+template <typename Val>
+__device__ inline void fit_second_partials(const Val& h, int W, const FitBox& b, double x, double y, double lam,
+                                           double* sums) {
+  const int lane = threadIdx.x & 31;
+  {
+    double d[7] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int c = lane; c < b.cols; c += 32) {
+      const int j = b.j0 + c;
+      double v0 = 0, v1 = 0, v2 = 0;
+      for (int a = 0; a < b.rows; ++a) {
+        const int i = b.i0 + a;
+        const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
+        const double hv = static_cast<double>(h(i * W + j));
+        v0 += ty.k * hv;
+        v1 += ty.p * hv;
+        v2 += ty.l * hv;
+      }
+      const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
+      d[0] += v0 * tx.pp;
+      d[1] += v1 * tx.p;
+      d[2] += v0 * tx.pl;
+      d[3] += v2 * tx.p;
+      d[4] += v1 * tx.l;
+      d[5] += v0 * tx.ll;
+      d[6] += v2 * tx.l;
+    }
+    for (int n = 0; n < 7; ++n) sums[n * 32 + lane] = d[n];
+  }
+  {
+    double d[3] = {0.0, 0.0, 0.0};
+    for (int c = lane; c < b.cols; c += 32) {
+      const int j = b.j0 + c;
+      double v3 = 0, v4 = 0, v5 = 0;
+      for (int a = 0; a < b.rows; ++a) {
+        const int i = b.i0 + a;
+        const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
+        const double hv = static_cast<double>(h(i * W + j));
+        v3 += ty.pp * hv;
+        v4 += ty.pl * hv;
+        v5 += ty.ll * hv;
+      }
+      const double kx = fit::axis_terms(static_cast<double>(j) - x, lam).k;
+      d[0] += v3 * kx;
+      d[1] += v4 * kx;
+      d[2] += v5 * kx;
+    }
+    for (int n = 0; n < 3; ++n) sums[(7 + n) * 32 + lane] = d[n];
+  }
+  for (int axis = 0; axis < 2; ++axis) {  // the rows (about y), then the columns (about x)
+    const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
+    const double centre = axis == 0 ? y : x;
+    double e[3] = {0.0, 0.0, 0.0};
+    for (int a = lane; a < n; a += 32) {
+      const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - centre, lam);
+      e[0] += t.k * t.pp;
+      e[1] += t.k * t.pl;
+      e[2] += t.k * t.ll;
+    }
+    for (int q = 0; q < 3; ++q) sums[(10 + 3 * axis + q) * 32 + lane] = e[q];
   }
 }
 
@@ -229,30 +316,87 @@ struct SharedFit {
   }
 };
 
-// The fit's shared memory, the first warp's: warp_sum_into's scratch and the two Moments that
-// gaussian_fit keeps (each evaluation's sums go straight there: in every lane's registers, 28
-// doubles beside the iteration's own would spill). The backward's gradient coefficients reuse it
-// for their 26 sums.
+// The fit's shared memory, the first warp's: the lanes' partial sums and their totals, the two
+// Moments of the iteration (in every lane's registers, 28 doubles beside the rest would spill),
+// and the iteration's state with its solve's scratch, which lane 0 advances between evaluations
+// (held in registers across an evaluation, it would spill: docs/performance.md). The backward's
+// gradient coefficients use out for the moments at the solution.
 struct FitScratch {
-  double sums[32 * 14];
-  double out[26];
+  double sums[32 * kFitSums];
+  double dots[kFitSums];
+  double out[14];
+  fit::SecondMoments second;
+  double Hs[16];
   fit::Moments moments[2];
+  fit::FitState state;
+  double N[10], g[4];
+  int go;  // the iteration goes on: evaluate state's trial point
   __device__ fit::Moments& operator[](int i) { return moments[i]; }
 };
 static_assert(sizeof(fit::Moments) == 14 * sizeof(double), "Moments: D[4] then T[10], as a fit's 14 sums");
 static_assert(sizeof(fit::SecondMoments) == 12 * sizeof(double), "SecondMoments: D2[6] then K2[6]");
 
+// The fit's moments at (x, y, lam) over the box b into mo (shared memory), with one warp: all its
+// lanes must call it. The lanes' partials (fit_separable_partials) are summed in lane order by
+// lanes 0..16 into fs.dots, then lane 0 forms the moments from the dots as the CPU kernel does.
+// Begins and ends with a warp barrier's worth of ordering: every lane may read mo after it.
+template <typename Val>
+__device__ inline void warp_moments(const Val& h, int W, const FitBox& b, double x, double y, double lam,
+                                    FitScratch& fs, fit::Moments& mo) {
+  const int lane = threadIdx.x & 31;
+  fit_separable_partials(h, W, b, x, y, lam, fs.sums);
+  __syncwarp(0xffffffffu);
+  if (lane < kFitSums) {
+    double t = 0;
+    for (int l = 0; l < 32; ++l) t += fs.sums[lane * 32 + l];
+    fs.dots[lane] = t;
+  }
+  __syncwarp(0xffffffffu);
+  if (lane == 0) {
+    const double* q = fs.dots;
+    mo.D[0] = q[0], mo.D[1] = q[1], mo.D[2] = q[2], mo.D[3] = q[3] + q[4];
+    const double ykk = q[5], ykp = q[6], ykl = q[7], ypp = q[8], ypl = q[9], yll = q[10];
+    const double xkk = q[11], xkp = q[12], xkl = q[13], xpp = q[14], xpl = q[15], xll = q[16];
+    using fit::sym;
+    mo.T[sym(0, 0)] = ykk * xkk;
+    mo.T[sym(0, 1)] = ykk * xkp;
+    mo.T[sym(0, 2)] = ykp * xkk;
+    mo.T[sym(0, 3)] = ykk * xkl + ykl * xkk;
+    mo.T[sym(1, 1)] = ykk * xpp;
+    mo.T[sym(1, 2)] = ykp * xkp;
+    mo.T[sym(1, 3)] = ykk * xpl + ykl * xkp;
+    mo.T[sym(2, 2)] = ypp * xkk;
+    mo.T[sym(2, 3)] = ykp * xkl + ypl * xkk;
+    mo.T[sym(3, 3)] = ykk * xll + 2 * ykl * xkl + yll * xkk;
+  }
+  __syncwarp(0xffffffffu);
+}
+
 // Fits the raw map's values h(p) over the box b from (x0, y0), with one warp: all its 32 lanes must
-// call it.
+// call it. The iteration (fit::gaussian_fit's, step for step) keeps its state in fs: lane 0
+// advances it (fit_start, fit_propose, fit_accept) while the other lanes wait at a warp barrier,
+// then every lane reads the trial point and the warp evaluates the sums there, with only that
+// point in registers.
 template <typename Val>
 __device__ inline fit::Result warp_fit(const Val& h, int W, const FitBox& b, int mi, int mj, double x0, double y0,
                                        double lam0, const FitParams& fp, FitScratch& fs) {
-  auto eval = [&](double x, double y, double lam, fit::Moments& mo) {
-    double v[14];
-    fit_partials<false>(h, W, b, x, y, lam, v);
-    warp_sum_into(v, fs.sums, reinterpret_cast<double*>(&mo));  // D[0..3] = v[0..3], T = v[4..13]
-  };
-  return fit::gaussian_fit(eval, fs, x0, y0, lam0, b.cols >= 2, b.rows >= 2, fp.blur, mi, mj, fp.R, fp.stop);
+  const bool lane0 = (threadIdx.x & 31) == 0;
+  warp_moments(h, W, b, x0, y0, lam0, fs, fs[0]);
+  if (lane0) {
+    fit::fit_start(fs.state, fs[0], x0, y0, lam0, b.cols >= 2, b.rows >= 2);
+    fs.go = fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g) ? 1 : 0;
+  }
+  __syncwarp(0xffffffffu);
+  while (fs.go != 0) {  // the same in every lane
+    const int trial = 1 - fs.state.cur;
+    warp_moments(h, W, b, fs.state.xt, fs.state.yt, fs.state.lt, fs, fs[trial]);
+    if (lane0)
+      fs.go = fit::fit_accept(fs.state, fs[trial], fp.stop) && fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g)
+                  ? 1
+                  : 0;
+    __syncwarp(0xffffffffu);
+  }
+  return fit::fit_result(fs.state, fp.blur, mi, mj, fp.R);
 }
 
 // The fit of the raw map's values raw(p) around the window's argmax, started at its soft-argmax
@@ -266,26 +410,46 @@ __device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw,
 }
 
 // The gradient coefficients of the valid fit f of the box b (fit::grad_coefficients) for the
-// upstream gphi, in every lane, with one warp: all its lanes must call it. (Read from the block's
+// upstream gphi, into f.coef, with one warp: all its lanes must call it. The moments at the
+// solution (warp_moments, into out[0..14), leaving the 1D dots in fs.dots) and the 16 further dots
+// (fit_second_partials, summed in lane order by lanes 0..15) are the CPU kernel's; lane 0 forms the
+// second-derivative sums (out[14..26)) and solves for the coefficients. (Read from the block's
 // SharedFit, which holds the fit's bits, rather than kept in registers across the bias's block
 // reduction.)
 template <typename Val>
-__device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, const SharedFit& f,
-                                             const double gphi[4], double coef[4], FitScratch& fs) {
-  const fit::Result r{f.A, f.x, f.y, f.lam, 0.0, 0, b.cols >= 2, b.rows >= 2, true};  // free_*: warp_fit's
-  // The moments at the solution in out[0..14), the second-derivative sums in out[14..26).
-  {
-    double v[14];
-    fit_partials<false>(h, W, b, r.x, r.y, r.lam, v);
-    warp_sum_into(v, fs.sums, fs.out);
+__device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, SharedFit& f, const double gphi[4],
+                                             FitScratch& fs) {
+  const int lane = threadIdx.x & 31;
+  const double x = f.x, y = f.y, lam = f.lam;
+  warp_moments(h, W, b, x, y, lam, fs, *reinterpret_cast<fit::Moments*>(fs.out));
+  fit_second_partials(h, W, b, x, y, lam, fs.sums);
+  __syncwarp(0xffffffffu);
+  double t = 0;
+  if (lane < kFitSecondSums)
+    for (int l = 0; l < 32; ++l) t += fs.sums[lane * 32 + l];
+  __syncwarp(0xffffffffu);  // every lane has read sums before lane 0's totals go into its first row
+  if (lane < kFitSecondSums) fs.sums[lane] = t;
+  __syncwarp(0xffffffffu);
+  if (lane == 0) {
+    const double* q = fs.sums;  // the 16 totals
+    const double* o = fs.dots;  // warp_moments' dots: 5.. the row terms' kk kp kl, 11.. the columns'
+    const double ykk = o[5], ykp = o[6], ykl = o[7], xkk = o[11], xkp = o[12], xkl = o[13];
+    fit::SecondMoments& sm = fs.second;
+    sm.D2[0] = q[0];
+    sm.D2[1] = q[7];
+    sm.D2[2] = q[1];
+    sm.D2[3] = q[2] + q[3];
+    sm.D2[4] = q[8] + q[4];
+    sm.D2[5] = q[5] + 2 * q[6] + q[9];
+    sm.K2[0] = ykk * q[13];
+    sm.K2[1] = q[10] * xkk;
+    sm.K2[2] = ykp * xkp;
+    sm.K2[3] = ykk * q[14] + ykl * xkp;
+    sm.K2[4] = q[11] * xkk + ykp * xkl;
+    sm.K2[5] = ykk * q[15] + 2 * ykl * xkl + q[12] * xkk;
+    const fit::Result r{f.A, x, y, lam, 0.0, 0, b.cols >= 2, b.rows >= 2, true};  // free_*: warp_fit's
+    fit::grad_coefficients(r, *reinterpret_cast<const fit::Moments*>(fs.out), sm, gphi, f.coef, fs.Hs, fs.g);
   }
-  {
-    double w[12];
-    fit_partials<true>(h, W, b, r.x, r.y, r.lam, w);
-    warp_sum_into(w, fs.sums, fs.out + 14);
-  }
-  fit::grad_coefficients(r, *reinterpret_cast<const fit::Moments*>(fs.out),
-                         *reinterpret_cast<const fit::SecondMoments*>(fs.out + 14), gphi, coef);
 }
 
 // d loss / d h at pixel (i, j) of the fit box, from the coefficients.
@@ -399,12 +563,7 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
   const WindowMoments<acc_t> model(mv, H, W, best, r, t, scratch);
   double gphi[4];
   model_upstream(mv, model, gx, gy, t, gphi, scratch);
-  if (threadIdx.x < 32) {
-    double coef[4];
-    warp_fit_coefficients(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), f, gphi, coef, fit_scratch);
-    if (threadIdx.x == 0)
-      for (int e = 0; e < 4; ++e) f.coef[e] = coef[e];
-  }
+  if (threadIdx.x < 32) warp_fit_coefficients(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), f, gphi, fit_scratch);
   __syncthreads();
 }
 

@@ -132,8 +132,8 @@ struct GaussianFit {
     s.K2[3] = ykk * dot(tx.k, tx.pl) + dot(ty.k, ty.l) * dot(tx.k, tx.p);
     s.K2[4] = dot(ty.k, ty.pl) * xkk + dot(ty.k, ty.p) * dot(tx.k, tx.l);
     s.K2[5] = ykk * dot(tx.k, tx.ll) + 2 * dot(ty.k, ty.l) * dot(tx.k, tx.l) + dot(ty.k, ty.ll) * xkk;
-    double v[4];
-    fit::grad_coefficients(r, m, s, gphi, v);
+    double v[4], Hs[16], hg[4];
+    fit::grad_coefficients(r, m, s, gphi, v, Hs, hg);
     const int64_t nc = b.cols();
     for (int64_t a = 0; a < b.rows(); ++a) {
       const fit::AxisTerms yt{ty.k[a], ty.p[a], ty.l[a], 0, 0, 0};
