@@ -9,8 +9,8 @@ nvcc flags and defines, setup.py's own `nvcc = [...]` list, torch's include path
 for sm_90 only, plus `-Xptxas -v`; nothing is linked or run, so no GPU is needed. From ptxas's
 report, per kernel: registers per thread, static shared memory, spill stores and loads, stack
 frame. ptxas 13 no longer prints the constant banks: they are read from `cuobjdump
---dump-resource-usage` of the same object where a cuobjdump is found (CUDA_HOME/bin, PATH or the
-pip package nvidia-cuda-cuobjdump), else left out.
+--dump-resource-usage` of the same object where a cuobjdump is found (CUDA_HOME/bin, PATH, the
+pip package nvidia-cuda-cuobjdump or triton's bundled one), else left out.
 
 Occupancy is the arithmetic of CUDA's cuda_occupancy.h for sm_90: 65536 registers per SM in four
 sub-partitions, allocated per warp in units of 256; at most 2048 threads, 64 warps and 32 blocks
@@ -272,6 +272,9 @@ def nvcc_command(nvcc: str, src: str, obj: str, extra: tuple[str, ...] = ()) -> 
 def find_cuobjdump(cuda_home: str) -> str | None:
     candidates = [os.path.join(cuda_home, "bin", "cuobjdump"), shutil.which("cuobjdump") or ""]
     candidates += glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "*", "bin", "cuobjdump"))
+    # triton (a dependency of torch's CUDA wheels) ships one
+    candidates += glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "triton", "backends", "nvidia", "bin",
+                                         "cuobjdump"))
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
