@@ -84,7 +84,9 @@ class TrainConfig:
     consistency_weight: float = _opt(0.5, "weight of the consistency loss (with the warm-up and the half "
                                           "pairing: the best Siamese row of the 1,600-step CPU ablation, "
                                           "docs/results.md)")
-    consistency_stacks: str = _opt("last", "stacks the consistency loss compares", choices=lambda: CONSISTENCY_STACKS)
+    consistency_stacks: str = _opt("all", "stacks the consistency loss compares: all (summed over the stacks, as "
+                                          "the supervised loss; the better row of the two-stack CPU ablation, "
+                                          "docs/results.md) or the last", choices=lambda: CONSISTENCY_STACKS)
     stop_gradient: str = _opt("both", "fixed targets of the consistency loss (their gradient stopped): both (each "
                                       "view a fixed target for the other), none (both views pulled toward each "
                                       "other), first or second (that view a fixed teacher; only the other learns "
