@@ -112,6 +112,22 @@ struct Moments {
   double D[4];
   double T[10];
 };
+// The model's sums T (Moments' order) from the 1D dots of each axis' terms, y[6] and x[6] in the
+// order kk kp kl pp pl ll (the model factors per axis, so every sum over the box is a product of
+// 1D dots): the CPU kernel's and the CUDA kernel's, alike.
+SHR_HOST_DEVICE inline void template_sums(const double y[6], const double x[6], double T[10]) {
+  T[sym(0, 0)] = y[0] * x[0];
+  T[sym(0, 1)] = y[0] * x[1];
+  T[sym(0, 2)] = y[1] * x[0];
+  T[sym(0, 3)] = y[0] * x[2] + y[2] * x[0];
+  T[sym(1, 1)] = y[0] * x[3];
+  T[sym(1, 2)] = y[1] * x[1];
+  T[sym(1, 3)] = y[0] * x[4] + y[2] * x[1];
+  T[sym(2, 2)] = y[3] * x[0];
+  T[sym(2, 3)] = y[1] * x[2] + y[4] * x[0];
+  T[sym(3, 3)] = y[0] * x[5] + 2 * y[2] * x[2] + y[5] * x[0];
+}
+
 // Per pixel: adds h and its derivatives dk into m (the CUDA kernel's per-thread partial sums).
 SHR_HOST_DEVICE inline void add_pixel(Moments& m, double h, const double dk[4]) {
   for (int a = 0; a < 4; ++a) {

@@ -355,19 +355,7 @@ __device__ inline void warp_moments(const Val& h, int W, const FitBox& b, double
   if (lane == 0) {
     const double* q = fs.dots;
     mo.D[0] = q[0], mo.D[1] = q[1], mo.D[2] = q[2], mo.D[3] = q[3] + q[4];
-    const double ykk = q[5], ykp = q[6], ykl = q[7], ypp = q[8], ypl = q[9], yll = q[10];
-    const double xkk = q[11], xkp = q[12], xkl = q[13], xpp = q[14], xpl = q[15], xll = q[16];
-    using fit::sym;
-    mo.T[sym(0, 0)] = ykk * xkk;
-    mo.T[sym(0, 1)] = ykk * xkp;
-    mo.T[sym(0, 2)] = ykp * xkk;
-    mo.T[sym(0, 3)] = ykk * xkl + ykl * xkk;
-    mo.T[sym(1, 1)] = ykk * xpp;
-    mo.T[sym(1, 2)] = ykp * xkp;
-    mo.T[sym(1, 3)] = ykk * xpl + ykl * xkp;
-    mo.T[sym(2, 2)] = ypp * xkk;
-    mo.T[sym(2, 3)] = ykp * xkl + ypl * xkk;
-    mo.T[sym(3, 3)] = ykk * xll + 2 * ykl * xkl + yll * xkk;
+    fit::template_sums(q + 5, q + 11, mo.T);  // dots 5..10 the rows', 11..16 the columns'
   }
   __syncwarp(0xffffffffu);
 }

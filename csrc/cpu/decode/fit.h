@@ -84,21 +84,11 @@ struct GaussianFit {
     m.D[1] = dot(V0, tx.p);
     m.D[2] = dot(V1, tx.k);
     m.D[3] = dot(V0, tx.l) + dot(V2, tx.k);
-    const double ykk = dot(ty.k, ty.k), ykp = dot(ty.k, ty.p), ykl = dot(ty.k, ty.l), ypp = dot(ty.p, ty.p),
-                 ypl = dot(ty.p, ty.l), yll = dot(ty.l, ty.l);
-    const double xkk = dot(tx.k, tx.k), xkp = dot(tx.k, tx.p), xkl = dot(tx.k, tx.l), xpp = dot(tx.p, tx.p),
-                 xpl = dot(tx.p, tx.l), xll = dot(tx.l, tx.l);
-    using fit::sym;
-    m.T[sym(0, 0)] = ykk * xkk;
-    m.T[sym(0, 1)] = ykk * xkp;
-    m.T[sym(0, 2)] = ykp * xkk;
-    m.T[sym(0, 3)] = ykk * xkl + ykl * xkk;
-    m.T[sym(1, 1)] = ykk * xpp;
-    m.T[sym(1, 2)] = ykp * xkp;
-    m.T[sym(1, 3)] = ykk * xpl + ykl * xkp;
-    m.T[sym(2, 2)] = ypp * xkk;
-    m.T[sym(2, 3)] = ykp * xkl + ypl * xkk;
-    m.T[sym(3, 3)] = ykk * xll + 2 * ykl * xkl + yll * xkk;
+    const double y[6] = {dot(ty.k, ty.k), dot(ty.k, ty.p), dot(ty.k, ty.l), dot(ty.p, ty.p), dot(ty.p, ty.l),
+                         dot(ty.l, ty.l)};
+    const double x[6] = {dot(tx.k, tx.k), dot(tx.k, tx.p), dot(tx.k, tx.l), dot(tx.p, tx.p), dot(tx.p, tx.l),
+                         dot(tx.l, tx.l)};
+    fit::template_sums(y, x, m.T);
   }
 
   // Fits the box `box` of the raw map h (stride W) from the start (x0, y0, lam0); (mi, mj) is the
