@@ -232,15 +232,14 @@ __device__ inline void block_sum(T (&v)[N], T* scratch) {
   __syncthreads();  // scratch may be reused after this
 }
 
-// Sum of N values over the 32 lanes of a warp, in a fixed order (deterministic), into out[0..N)
-// (shared memory; lane n writes out[n]), which every lane may read after it returns. All 32 lanes
-// must call it. `scratch` (shared memory, the warp's own) holds 32 * N values. Two warp barriers;
-// the first also orders every lane's earlier reads of out before its new values.
-template <typename T, int N>
-__device__ inline void warp_sum_into(const T (&v)[N], T* scratch, T* out) {
+// Row totals of a warp's per-lane partials: out[n] = sum over the lanes l = 0..31, in that order
+// (deterministic), of scratch[n * 32 + l], for n < N (lane n writes out[n]; out in shared memory,
+// not overlapping scratch). All 32 lanes must call it, after writing their partials into scratch;
+// every lane may read out after it returns. Two warp barriers: the first orders the partials'
+// writes before their reads, the second the totals' writes before every lane's reads.
+template <typename T>
+__device__ inline void warp_sum_rows(const T* scratch, int N, T* out) {
   const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int n = 0; n < N; ++n) scratch[n * 32 + lane] = v[n];
   __syncwarp(0xffffffffu);
   for (int n = lane; n < N; n += 32) {
     T s = 0;

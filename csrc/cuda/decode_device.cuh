@@ -323,7 +323,7 @@ struct SharedFit {
 // gradient coefficients use out for the moments at the solution.
 struct FitScratch {
   double sums[32 * kFitSums];
-  double dots[kFitSums];
+  double dots[kFitSums], second_dots[kFitSecondSums];
   double out[14];
   fit::SecondMoments second;
   double Hs[16];
@@ -338,20 +338,14 @@ static_assert(sizeof(fit::SecondMoments) == 12 * sizeof(double), "SecondMoments:
 
 // The fit's moments at (x, y, lam) over the box b into mo (shared memory), with one warp: all its
 // lanes must call it. The lanes' partials (fit_separable_partials) are summed in lane order by
-// lanes 0..16 into fs.dots, then lane 0 forms the moments from the dots as the CPU kernel does.
-// Begins and ends with a warp barrier's worth of ordering: every lane may read mo after it.
+// lanes 0..16 into fs.dots (warp_sum_rows), then lane 0 forms the moments from the dots as the CPU
+// kernel does. Ends with a warp barrier: every lane may read mo after it.
 template <typename Val>
 __device__ inline void warp_moments(const Val& h, int W, const FitBox& b, double x, double y, double lam,
                                     FitScratch& fs, fit::Moments& mo) {
   const int lane = threadIdx.x & 31;
   fit_separable_partials(h, W, b, x, y, lam, fs.sums);
-  __syncwarp(0xffffffffu);
-  if (lane < kFitSums) {
-    double t = 0;
-    for (int l = 0; l < 32; ++l) t += fs.sums[lane * 32 + l];
-    fs.dots[lane] = t;
-  }
-  __syncwarp(0xffffffffu);
+  warp_sum_rows(fs.sums, kFitSums, fs.dots);
   if (lane == 0) {
     const double* q = fs.dots;
     mo.D[0] = q[0], mo.D[1] = q[1], mo.D[2] = q[2], mo.D[3] = q[3] + q[4];
@@ -400,8 +394,8 @@ __device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw,
 // The gradient coefficients of the valid fit f of the box b (fit::grad_coefficients) for the
 // upstream gphi, into f.coef, with one warp: all its lanes must call it. The moments at the
 // solution (warp_moments, into out[0..14), leaving the 1D dots in fs.dots) and the 16 further dots
-// (fit_second_partials, summed in lane order by lanes 0..15) are the CPU kernel's; lane 0 forms the
-// second-derivative sums (out[14..26)) and solves for the coefficients. (Read from the block's
+// (fit_second_partials, summed in lane order by lanes 0..15 into second_dots) are the CPU kernel's;
+// lane 0 forms the second-derivative sums (fs.second) and solves for the coefficients. (Read from the block's
 // SharedFit, which holds the fit's bits, rather than kept in registers across the bias's block
 // reduction.)
 template <typename Val>
@@ -411,15 +405,9 @@ __device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& 
   const double x = f.x, y = f.y, lam = f.lam;
   warp_moments(h, W, b, x, y, lam, fs, *reinterpret_cast<fit::Moments*>(fs.out));
   fit_second_partials(h, W, b, x, y, lam, fs.sums);
-  __syncwarp(0xffffffffu);
-  double t = 0;
-  if (lane < kFitSecondSums)
-    for (int l = 0; l < 32; ++l) t += fs.sums[lane * 32 + l];
-  __syncwarp(0xffffffffu);  // every lane has read sums before lane 0's totals go into its first row
-  if (lane < kFitSecondSums) fs.sums[lane] = t;
-  __syncwarp(0xffffffffu);
+  warp_sum_rows(fs.sums, kFitSecondSums, fs.second_dots);
   if (lane == 0) {
-    const double* q = fs.sums;  // the 16 totals
+    const double* q = fs.second_dots;  // the 16 totals
     const double* o = fs.dots;  // warp_moments' dots: 5.. the row terms' kk kp kl, 11.. the columns'
     const double ykk = o[5], ykp = o[6], ykl = o[7], xkk = o[11], xkp = o[12], xkl = o[13];
     fit::SecondMoments& sm = fs.second;
