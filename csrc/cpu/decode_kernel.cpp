@@ -133,7 +133,7 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
         if (R > 0) {
           const fit::Result fr = fit_window(gf, h, H, W, win, v, vb, f, s, sv, R, stop);
           if (fr.valid) {  // the estimate corrected by its own bias on the fitted model
-            mw.fill(fr, wb, f.k, H, W);
+            mw.fill(fr, wb, f.k, H, W, false);
             const Window<acc_t> model(mw.view(), wb, mi, mj, t);
             x = (static_cast<double>(mj) + win.mx) - (static_cast<double>(mj) + model.mx) + fr.x;
             y = (static_cast<double>(mi) + win.my) - (static_cast<double>(mi) + model.my) + fr.y;
@@ -188,7 +188,7 @@ void decode_backward_cpu_impl(const acc_t* gc, const acc_t* gs, const in_t* hm, 
         const fit::Result fr = fit_window(gf, h, H, W, Window<acc_t>(v, wb, mi, mj, t), v, wb, f, s, sv, R, stop);
         if (fr.valid) {  // s - S + (x, y): the fit's gradient, through (x, y) and the bias S
           fb = window_box(mi, mj, R, H, W);
-          mw.fill(fr, wb, f.k, H, W);
+          mw.fill(fr, wb, f.k, H, W, true);
           gm.resize(wb.rows() * wb.cols());
           window_grad<acc_t>(mw.view(), wb, best, W, t, gx, gy, 0.0, gm.data());
           double gphi[4] = {0.0, gx, gy, 0.0};

@@ -32,45 +32,62 @@ struct FitAxis {
   }
 };
 
-inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
+// a . b over n values, summed in order.
+inline double dot(const double* a, const double* b, int64_t n) {
   double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
+inline double dot(const std::vector<double>& a, const std::vector<double>& b) { return dot(a.data(), b.data(), a.size()); }
 
 // The fit of one map, with its scratch (reused across the maps of a thread).
 struct GaussianFit {
+  static constexpr int64_t kBlock = 4;  // columns contracted at a time, in registers
   Box b;
-  std::vector<double> S;                        // the box's raw values, rows x cols
-  std::vector<double> V0, V1, V2, V3, V4, V5;  // rows contracted with ty's k, p, l, pp, pl, ll
+  int64_t ld = 0;            // the row stride of S and V: the box's columns rounded up to kBlock
+  std::vector<double> S;     // the box's raw values, rows x ld (the columns past the box: 0)
+  std::vector<double> V;     // 6 x ld: the rows contracted with ty's k, p, l, pp, pl, ll
   FitAxis ty, tx;
+  const double* Vt(int t) const { return V.data() + t * ld; }
 
   template <typename in_t>
   void load(const in_t* h, int64_t W, const Box& box) {
     b = box;
-    S.resize(b.rows() * b.cols());
+    ld = (b.cols() + kBlock - 1) / kBlock * kBlock;
+    S.assign(b.rows() * ld, 0.0);
+    V.resize(6 * ld);
     for (int64_t i = b.i0; i <= b.i1; ++i)
-      for (int64_t j = b.j0; j <= b.j1; ++j) S[(i - b.i0) * b.cols() + (j - b.j0)] = static_cast<double>(h[i * W + j]);
+      for (int64_t j = b.j0; j <= b.j1; ++j) S[(i - b.i0) * ld + (j - b.j0)] = static_cast<double>(h[i * W + j]);
+  }
+
+  // V's first NT tables: column j of table t is sum_a w_t[a] S[a][j], summed down the rows in
+  // order; kBlock columns at a time with all NT sums in registers (one read of S per evaluation).
+  template <int NT>
+  void contract() {
+    const int64_t nr = b.rows();
+    const double* w[6] = {ty.k.data(), ty.p.data(), ty.l.data(), ty.pp.data(), ty.pl.data(), ty.ll.data()};
+    for (int64_t j = 0; j < ld; j += kBlock) {
+      double acc[NT][kBlock] = {};
+      for (int64_t a = 0; a < nr; ++a) {
+        const double* row = S.data() + a * ld + j;
+        for (int t = 0; t < NT; ++t) {
+          const double c = w[t][a];
+          for (int e = 0; e < kBlock; ++e) acc[t][e] += c * row[e];
+        }
+      }
+      for (int t = 0; t < NT; ++t)
+        for (int e = 0; e < kBlock; ++e) V[t * ld + j + e] = acc[t][e];
+    }
   }
 
   // The tables at (x, y, lam) and the rows contracted with them (all six with `second`).
   void tables(double x, double y, double lam, bool second) {
-    const int64_t nr = b.rows(), nc = b.cols();
-    ty.fill(b.i0, nr, y, lam, second);
-    tx.fill(b.j0, nc, x, lam, second);
-    std::vector<double>* V[6] = {&V0, &V1, &V2, &V3, &V4, &V5};
-    const std::vector<double>* T[6] = {&ty.k, &ty.p, &ty.l, &ty.pp, &ty.pl, &ty.ll};
-    const int n = second ? 6 : 3;
-    for (int t = 0; t < n; ++t) {
-      std::vector<double>& v = *V[t];
-      v.assign(nc, 0.0);
-      const std::vector<double>& w = *T[t];
-      for (int64_t a = 0; a < nr; ++a) {
-        const double c = w[a];
-        const double* row = S.data() + a * nc;
-        for (int64_t j = 0; j < nc; ++j) v[j] += c * row[j];
-      }
-    }
+    ty.fill(b.i0, b.rows(), y, lam, second);
+    tx.fill(b.j0, b.cols(), x, lam, second);
+    if (second)
+      contract<6>();
+    else
+      contract<3>();
   }
 
   void moments(double x, double y, double lam, fit::Moments& m) {
@@ -78,16 +95,22 @@ struct GaussianFit {
     sums(m);
   }
 
-  // The moments from the tables last computed (tables()).
+  // The moments from the tables last computed (tables()): the 1D dots of each axis in one pass,
+  // each summed in order.
   void sums(fit::Moments& m) const {
-    m.D[0] = dot(V0, tx.k);
-    m.D[1] = dot(V0, tx.p);
-    m.D[2] = dot(V1, tx.k);
-    m.D[3] = dot(V0, tx.l) + dot(V2, tx.k);
-    const double y[6] = {dot(ty.k, ty.k), dot(ty.k, ty.p), dot(ty.k, ty.l), dot(ty.p, ty.p), dot(ty.p, ty.l),
-                         dot(ty.l, ty.l)};
-    const double x[6] = {dot(tx.k, tx.k), dot(tx.k, tx.p), dot(tx.k, tx.l), dot(tx.p, tx.p), dot(tx.p, tx.l),
-                         dot(tx.l, tx.l)};
+    const int64_t nc = b.cols(), nr = b.rows();
+    const double *V0 = Vt(0), *V1 = Vt(1), *V2 = Vt(2);
+    double d[5] = {}, x[6] = {}, y[6] = {};
+    for (int64_t c = 0; c < nc; ++c) {
+      const double k = tx.k[c], p = tx.p[c], l = tx.l[c];
+      d[0] += V0[c] * k, d[1] += V0[c] * p, d[2] += V1[c] * k, d[3] += V0[c] * l, d[4] += V2[c] * k;
+      x[0] += k * k, x[1] += k * p, x[2] += k * l, x[3] += p * p, x[4] += p * l, x[5] += l * l;
+    }
+    for (int64_t a = 0; a < nr; ++a) {
+      const double k = ty.k[a], p = ty.p[a], l = ty.l[a];
+      y[0] += k * k, y[1] += k * p, y[2] += k * l, y[3] += p * p, y[4] += p * l, y[5] += l * l;
+    }
+    m.D[0] = d[0], m.D[1] = d[1], m.D[2] = d[2], m.D[3] = d[3] + d[4];
     fit::template_sums(y, x, m.T);
   }
 
@@ -108,13 +131,15 @@ struct GaussianFit {
     tables(r.x, r.y, r.lam, true);  // the tables at the solution, with the second-order ones
     fit::Moments m;
     sums(m);
+    const int64_t nc = b.cols();
+    const auto dv = [&](int t, const std::vector<double>& x) { return dot(Vt(t), x.data(), nc); };
     fit::SecondMoments s;
-    s.D2[0] = dot(V0, tx.pp);
-    s.D2[1] = dot(V3, tx.k);
-    s.D2[2] = dot(V1, tx.p);
-    s.D2[3] = dot(V0, tx.pl) + dot(V2, tx.p);
-    s.D2[4] = dot(V4, tx.k) + dot(V1, tx.l);
-    s.D2[5] = dot(V0, tx.ll) + 2 * dot(V2, tx.l) + dot(V5, tx.k);
+    s.D2[0] = dv(0, tx.pp);
+    s.D2[1] = dv(3, tx.k);
+    s.D2[2] = dv(1, tx.p);
+    s.D2[3] = dv(0, tx.pl) + dv(2, tx.p);
+    s.D2[4] = dv(4, tx.k) + dv(1, tx.l);
+    s.D2[5] = dv(0, tx.ll) + 2 * dv(2, tx.l) + dv(5, tx.k);
     const double ykk = dot(ty.k, ty.k), xkk = dot(tx.k, tx.k);
     s.K2[0] = ykk * dot(tx.k, tx.pp);
     s.K2[1] = dot(ty.k, ty.pp) * xkk;
@@ -124,7 +149,6 @@ struct GaussianFit {
     s.K2[5] = ykk * dot(tx.k, tx.ll) + 2 * dot(ty.k, ty.l) * dot(tx.k, tx.l) + dot(ty.k, ty.ll) * xkk;
     double v[4], Hs[16], hg[4];
     fit::grad_coefficients(r, m, s, gphi, v, Hs, hg);
-    const int64_t nc = b.cols();
     for (int64_t a = 0; a < b.rows(); ++a) {
       const fit::AxisTerms yt{ty.k[a], ty.p[a], ty.l[a], 0, 0, 0};
       for (int64_t c = 0; c < nc; ++c) {
@@ -147,30 +171,44 @@ struct ModelWindow {
   std::vector<double> kq;           // their k (fit::gaussian_row)
   std::vector<acc_t> M;
   // fit::blurred_terms at pos0, ..., pos0 + n - 1 on an axis of length len, with each source
-  // position's terms computed once (the same values, summed in the same order).
-  void axis(int64_t pos0, int64_t n, double c, double lam, const std::vector<acc_t>& taps, int64_t len,
+  // position's terms computed once (the same values, summed in the same order). Without `grad`
+  // (the forward, which needs the values only) only k: the same sums of k, without p and l.
+  void axis(int64_t pos0, int64_t n, double c, double lam, const std::vector<acc_t>& taps, int64_t len, bool grad,
             std::vector<fit::BlurredTerms>& out) {
     const int64_t rf = static_cast<int64_t>(taps.size() / 2);
     const int64_t q0 = std::max<int64_t>(0, pos0 - rf), q1 = std::min<int64_t>(len - 1, pos0 + n - 1 + rf);
-    src.resize(q1 - q0 + 1);
     kq.resize(q1 - q0 + 1);
     fit::gaussian_row(q0, q1 - q0 + 1, c, lam, kq.data());
-    for (int64_t q = q0; q <= q1; ++q) src[q - q0] = fit::axis_terms_of(static_cast<double>(q) - c, lam, kq[q - q0]);
     out.resize(n);
     const auto tap = [&](int d) { return static_cast<double>(taps[d]); };
+    if (!grad) {
+      for (int64_t a = 0; a < n; ++a) {
+        double k = 0.0;
+        for (int64_t d = 0; d <= 2 * rf; ++d) {
+          const int64_t q = pos0 + a + d - rf;
+          if (q >= q0 && q <= q1) k += tap(static_cast<int>(d)) * kq[q - q0];
+        }
+        out[a] = fit::BlurredTerms{k, 0.0, 0.0};
+      }
+      return;
+    }
+    src.resize(q1 - q0 + 1);
+    for (int64_t q = q0; q <= q1; ++q) src[q - q0] = fit::axis_terms_of(static_cast<double>(q) - c, lam, kq[q - q0]);
     const auto terms = [&](int64_t q) { return src[q - q0]; };
     for (int64_t a = 0; a < n; ++a) out[a] = fit::blurred_terms(pos0 + a, tap, static_cast<int>(rf), len, terms);
   }
-  void fill(const fit::Result& r, const Box& wb, const std::vector<acc_t>& taps, int64_t H, int64_t W) {
+  // The model's values over the window wb; with `grad`, also the terms subtract_grad needs.
+  void fill(const fit::Result& r, const Box& wb, const std::vector<acc_t>& taps, int64_t H, int64_t W, bool grad) {
     w = wb;
     M.resize(wb.rows() * wb.cols());
-    axis(wb.i0, wb.rows(), r.y, r.lam, taps, H, ty);
-    axis(wb.j0, wb.cols(), r.x, r.lam, taps, W, tx);
+    axis(wb.i0, wb.rows(), r.y, r.lam, taps, H, grad, ty);
+    axis(wb.j0, wb.cols(), r.x, r.lam, taps, W, grad, tx);
     for (int64_t a = 0; a < wb.rows(); ++a)
       for (int64_t c = 0; c < wb.cols(); ++c) M[a * wb.cols() + c] = static_cast<acc_t>(fit::model_value(r.A, ty[a], tx[c]));
   }
   View<acc_t> view() const { return View<acc_t>{M.data(), w.i0, w.j0, w.cols()}; }
-  // gphi -= sum over the window of gm (d loss / d M, window_grad's on view()) dM / d(A, x, y, lam).
+  // gphi -= sum over the window of gm (d loss / d M, window_grad's on view()) dM / d(A, x, y, lam);
+  // after fill(..., grad = true).
   void subtract_grad(const fit::Result& r, const double* gm, double gphi[4]) const {
     for (int64_t a = 0; a < w.rows(); ++a)
       for (int64_t c = 0; c < w.cols(); ++c) fit::add_model_grad(-gm[a * w.cols() + c], r.A, ty[a], tx[c], gphi);
