@@ -365,17 +365,17 @@ __device__ inline fit::Result warp_fit(const Val& h, int W, const FitBox& b, int
   const bool lane0 = (threadIdx.x & 31) == 0;
   warp_moments(h, W, b, x0, y0, lam0, fs, fs[0]);
   if (lane0) {
-    fit::fit_start(fs.state, fs[0], x0, y0, lam0, b.cols >= 2, b.rows >= 2);
+    fit::fit_start(fs.state, fs[0], x0, y0, lam0, b.cols >= 2, b.rows >= 2, fp.stop);
     fs.go = fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g) ? 1 : 0;
   }
   __syncwarp(0xffffffffu);
   while (fs.go != 0) {  // the same in every lane
     const int trial = 1 - fs.state.cur;
     warp_moments(h, W, b, fs.state.xt, fs.state.yt, fs.state.lt, fs, fs[trial]);
-    if (lane0)
-      fs.go = fit::fit_accept(fs.state, fs[trial], fp.stop) && fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g)
-                  ? 1
-                  : 0;
+    if (lane0) {
+      fit::fit_accept(fs.state, fs[trial]);
+      fs.go = fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g) ? 1 : 0;
+    }
     __syncwarp(0xffffffffu);
   }
   return fit::fit_result(fs.state, fp.blur, mi, mj, fp.R);

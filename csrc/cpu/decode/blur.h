@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../../shr_ops.h"
@@ -153,9 +154,15 @@ int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<a
   s.line.resize(n + 2 * r);
   acc_t* line = s.line.data();
   s.rows.resize((rz - ra + 1) * n);
+  // Where the columns read lie inside the frame and the map is in acc_t, its rows are read in place.
+  const bool in_place = std::is_same<in_t, acc_t>::value && b.j0 - r >= 0 && b.j0 - r + n + 2 * r <= W;
   for (int64_t i = ra; i <= rz; ++i) {
-    load_padded(h + i * W, W, b.j0 - r, n + 2 * r, line);
-    correlate(line, 1, k, taps, n, s.rows.data() + (i - ra) * n, true);
+    const acc_t* src = line;
+    if (in_place)
+      src = reinterpret_cast<const acc_t*>(h + i * W + (b.j0 - r));
+    else
+      load_padded(h + i * W, W, b.j0 - r, n + 2 * r, line);
+    correlate(src, 1, k, taps, n, s.rows.data() + (i - ra) * n, true);
   }
   out.resize(b.rows() * n);
   for (int64_t i = b.i0; i <= b.i1; ++i) {

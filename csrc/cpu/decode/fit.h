@@ -169,6 +169,7 @@ struct ModelWindow {
   std::vector<fit::BlurredTerms> ty, tx;
   std::vector<fit::AxisTerms> src;  // the model's terms at the source positions an axis' filter reads
   std::vector<double> kq;           // their k (fit::gaussian_row)
+  std::vector<double> kz;           // the forward's: k at pos0 - rf, ..., pos0 + n - 1 + rf, 0 outside the axis
   std::vector<acc_t> M;
   // fit::blurred_terms at pos0, ..., pos0 + n - 1 on an axis of length len, with each source
   // position's terms computed once (the same values, summed in the same order). Without `grad`
@@ -182,14 +183,18 @@ struct ModelWindow {
     out.resize(n);
     const auto tap = [&](int d) { return static_cast<double>(taps[d]); };
     if (!grad) {
-      for (int64_t a = 0; a < n; ++a) {
-        double k = 0.0;
-        for (int64_t d = 0; d <= 2 * rf; ++d) {
-          const int64_t q = pos0 + a + d - rf;
-          if (q >= q0 && q <= q1) k += tap(static_cast<int>(d)) * kq[q - q0];
-        }
-        out[a] = fit::BlurredTerms{k, 0.0, 0.0};
+      // The positions outside the axis hold 0: their terms add +0 to sums of terms >= 0, so the
+      // sums are blurred_terms' (which skips them), bit for bit; the taps outermost, so that the
+      // n sums advance together rather than one chain of additions after another.
+      kz.assign(n + 2 * rf, 0.0);
+      std::copy(kq.begin(), kq.end(), kz.begin() + (q0 - (pos0 - rf)));
+      std::vector<double>& k = kq;  // reused for the sums (kq is not needed past kz)
+      k.assign(n, 0.0);
+      for (int64_t d = 0; d <= 2 * rf; ++d) {
+        const double w = tap(static_cast<int>(d));
+        for (int64_t a = 0; a < n; ++a) k[a] += w * kz[a + d];
       }
+      for (int64_t a = 0; a < n; ++a) out[a] = fit::BlurredTerms{k[a], 0.0, 0.0};
       return;
     }
     src.resize(q1 - q0 + 1);
