@@ -117,10 +117,70 @@ inline bool row_maxima<double>(const double* h, int64_t H, int64_t W, double* ro
 }
 #endif
 
+// m = the maximum of v[0..n), n >= 1; false when a NaN is among them (m is then not meaningful).
+template <typename T>
+bool ordered_max(const T* v, int64_t n, T& m) {
+  bool ordered = true;
+  m = v[0];
+  for (int64_t c = 0; c < n; ++c) {
+    ordered = ordered && v[c] == v[c];
+    m = v[c] > m ? v[c] : m;
+  }
+  return ordered;
+}
+
+#if defined(__SSE2__)
+// Four vectors a step, each with its own maximum; NaN caught by an unordered compare.
+template <typename S>
+bool ordered_max_sse(const typename S::T* v, int64_t n, typename S::T& m) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int64_t L = S::L;
+  if (n < L) return ordered_max(v, n, m);
+  V a0 = S::load(v), a1 = a0, a2 = a0, a3 = a0, nan = S::unordered(a0, a0);
+  int64_t c = 0;
+  for (; c + 4 * L <= n; c += 4 * L) {
+    const V v0 = S::load(v + c), v1 = S::load(v + c + L), v2 = S::load(v + c + 2 * L), v3 = S::load(v + c + 3 * L);
+    a0 = S::max(v0, a0), a1 = S::max(v1, a1), a2 = S::max(v2, a2), a3 = S::max(v3, a3);
+    nan = S::bit_or(nan, S::bit_or(S::bit_or(S::unordered(v0, v0), S::unordered(v1, v1)),
+                                   S::bit_or(S::unordered(v2, v2), S::unordered(v3, v3))));
+  }
+  for (; c + L <= n; c += L) {
+    const V v0 = S::load(v + c);
+    a0 = S::max(v0, a0);
+    nan = S::bit_or(nan, S::unordered(v0, v0));
+  }
+  if (c < n) {  // the last L values, overlapping the ones already seen
+    const V v0 = S::load(v + n - L);
+    a0 = S::max(v0, a0);
+    nan = S::bit_or(nan, S::unordered(v0, v0));
+  }
+  if (S::any(nan)) return false;
+  T lanes[L];
+  S::store(lanes, S::max(S::max(a0, a1), S::max(a2, a3)));
+  m = lanes[0];
+  for (int64_t l = 1; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
+  return true;
+}
+template <>
+inline bool ordered_max<float>(const float* v, int64_t n, float& m) {
+  return ordered_max_sse<SseFloat>(v, n, m);
+}
+template <>
+inline bool ordered_max<double>(const double* v, int64_t n, double& m) {
+  return ordered_max_sse<SseDouble>(v, n, m);
+}
+#endif
+
 // First argmax of a finite map in row-major order (as first_argmax), from its row maxima.
 template <typename in_t>
 int64_t argmax_by_rows(const in_t* h, int64_t H, int64_t W, const in_t* rowmax) {
-  const int64_t i = first_argmax(rowmax, H);
+  in_t top;
+  int64_t i = 0;
+  if (ordered_max(rowmax, H, top))  // always (finite maps): the first row that holds the maximum
+    while (!(rowmax[i] == top)) ++i;
+  else
+    i = first_argmax(rowmax, H);
   const in_t m = rowmax[i];
   const in_t* row = h + i * W;
   int64_t j = 0;
@@ -140,6 +200,20 @@ int64_t map_argmax(const in_t* h, int64_t H, int64_t W, std::vector<in_t>& rowma
 // the maximum, as in first_argmax). Returns the flat index in an H x W frame of width W.
 template <typename T>
 int64_t box_argmax(const T* v, const Box& b, int64_t ld, int64_t W) {
+  // Without NaN: the maximum, from each row's, then its first position.
+  T top = v[0], m;
+  bool ordered = true;
+  for (int64_t a = 0; a < b.rows() && ordered; ++a) {
+    ordered = ordered_max(v + a * ld, b.cols(), m);
+    top = m > top ? m : top;
+  }
+  if (ordered) {
+    for (int64_t a = 0; a < b.rows(); ++a) {
+      const T* row = v + a * ld;
+      for (int64_t c = 0; c < b.cols(); ++c)
+        if (row[c] == top) return (b.i0 + a) * W + b.j0 + c;
+    }
+  }
   int64_t bi = 0, bj = 0;
   T bv = v[0];
   if (bv == bv) {

@@ -44,6 +44,9 @@ struct SseFloat {
   static V add(V a, V b) { return _mm_add_ps(a, b); }
   static V sub(V a, V b) { return _mm_sub_ps(a, b); }
   static V zero() { return _mm_setzero_ps(); }
+  static V unordered(V a, V b) { return _mm_cmpunord_ps(a, b); }
+  static V bit_or(V a, V b) { return _mm_or_ps(a, b); }
+  static bool any(V mask) { return _mm_movemask_ps(mask) != 0; }
   static void store(T* p, V v) { _mm_storeu_ps(p, v); }
 };
 struct SseDouble {
@@ -57,6 +60,9 @@ struct SseDouble {
   static V add(V a, V b) { return _mm_add_pd(a, b); }
   static V sub(V a, V b) { return _mm_sub_pd(a, b); }
   static V zero() { return _mm_setzero_pd(); }
+  static V unordered(V a, V b) { return _mm_cmpunord_pd(a, b); }
+  static V bit_or(V a, V b) { return _mm_or_pd(a, b); }
+  static bool any(V mask) { return _mm_movemask_pd(mask) != 0; }
   static void store(T* p, V v) { _mm_storeu_pd(p, v); }
 };
 #endif
