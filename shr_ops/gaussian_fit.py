@@ -49,7 +49,7 @@ from torch import Tensor
 
 from .filters import gaussian_blur
 
-MAX_ITERATIONS = 20  # Levenberg-Marquardt iterations at most (clean peaks take about 4, noisy ones 6-9)
+MAX_ITERATIONS = 20  # Levenberg-Marquardt iterations at most (clean peaks take about 3, noisy ones 4-7)
 CONVERGED = 1e-6  # px: a fit whose last step is larger is not used (falls back to the soft-argmax)
 # px: a map stops iterating after a step below this, by the dtype of the maps (the kernels' tolerance
 # against the reference is 1e-10 for float64 and 1e-5 for float32)
