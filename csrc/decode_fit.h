@@ -86,16 +86,6 @@ SHR_HOST_DEVICE inline void pixel_first(const AxisTerms& ty, const AxisTerms& tx
   dk[3] = ty.k * tx.l + ty.l * tx.k;
 }
 
-// The second derivatives of the 2D model, in the order xx, yy, xy, x lam, y lam, lam lam.
-SHR_HOST_DEVICE inline void pixel_second(const AxisTerms& ty, const AxisTerms& tx, double d2[6]) {
-  d2[0] = ty.k * tx.pp;
-  d2[1] = ty.pp * tx.k;
-  d2[2] = ty.p * tx.p;
-  d2[3] = ty.k * tx.pl + ty.l * tx.p;
-  d2[4] = ty.pl * tx.k + ty.p * tx.l;
-  d2[5] = ty.k * tx.ll + 2 * ty.l * tx.l + ty.ll * tx.k;
-}
-
 // Index of (a, b), a <= b, in a packed symmetric 4 x 4 matrix (00 01 02 03 11 12 13 22 23 33).
 SHR_HOST_DEVICE inline int sym(int a, int b) {
   if (a > b) {
@@ -126,14 +116,6 @@ SHR_HOST_DEVICE inline void template_sums(const double y[6], const double x[6], 
   T[sym(2, 2)] = y[3] * x[0];
   T[sym(2, 3)] = y[1] * x[2] + y[4] * x[0];
   T[sym(3, 3)] = y[0] * x[5] + 2 * y[2] * x[2] + y[5] * x[0];
-}
-
-// Per pixel: adds h and its derivatives dk into m (the CUDA kernel's per-thread partial sums).
-SHR_HOST_DEVICE inline void add_pixel(Moments& m, double h, const double dk[4]) {
-  for (int a = 0; a < 4; ++a) {
-    m.D[a] += h * dk[a];
-    for (int b = a; b < 4; ++b) m.T[sym(a, b)] += dk[a] * dk[b];
-  }
 }
 
 // Solve the symmetric positive definite 4 x 4 system M d = g (M packed) by Cholesky, in place: M
@@ -345,17 +327,12 @@ struct LocalMoments {
 };
 
 // The sums the gradient needs beyond Moments (at the solution): D2[e] = sum_p h_p d_e k_p and
-// K2[e] = sum_p k_p d_e k_p for the second derivatives e in pixel_second's order.
+// K2[e] = sum_p k_p d_e k_p for the second derivatives e in the order xx, yy, xy, x lam, y lam,
+// lam lam (row term x column term: k pp, pp k, p p, k pl + l p, pl k + p l, k ll + 2 l l + ll k).
 struct SecondMoments {
   double D2[6];
   double K2[6];
 };
-SHR_HOST_DEVICE inline void add_pixel_second(SecondMoments& s, double h, double k, const double d2[6]) {
-  for (int e = 0; e < 6; ++e) {
-    s.D2[e] += h * d2[e];
-    s.K2[e] += k * d2[e];
-  }
-}
 
 // The gradient of a valid fit (implicit function theorem): with the exact Hessian of the objective
 // Hs = N - sum_p r_p d^2(A k_p)/d phi^2 (r = h - A k), frozen parameters' rows and columns
