@@ -320,7 +320,7 @@ struct SharedFit {
 // Moments of the iteration (in every lane's registers, 28 doubles beside the rest would spill),
 // and the iteration's state with its solve's scratch, which lane 0 advances between evaluations
 // (held in registers across an evaluation, it would spill: docs/performance.md). The backward's
-// gradient coefficients use out for the moments at the solution.
+// gradient coefficients use out for the moments at the solution, and gphi for their upstream.
 struct FitScratch {
   double sums[32 * kFitSums];
   double dots[kFitSums], second_dots[kFitSecondSums];
@@ -330,6 +330,7 @@ struct FitScratch {
   fit::Moments moments[2];
   fit::FitState state;
   double N[10], g[4];
+  double gphi[4];
   int go;  // the iteration goes on: evaluate state's trial point
   __device__ fit::Moments& operator[](int i) { return moments[i]; }
 };
@@ -397,11 +398,14 @@ __device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw,
 // (fit_second_partials, summed in lane order by lanes 0..15 into second_dots) are the CPU kernel's;
 // lane 0 forms the second-derivative sums (fs.second) and solves for the coefficients. (Read from the block's
 // SharedFit, which holds the fit's bits, rather than kept in registers across the bias's block
-// reduction.)
+// reduction; lane 0 parks gphi in fs.gphi for the same reason: held in registers across the sums,
+// its 8 registers made the backward fit kernels spill 32-48 B more.)
 template <typename Val>
 __device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, SharedFit& f, const double gphi[4],
                                              FitScratch& fs) {
   const int lane = threadIdx.x & 31;
+  if (lane == 0)
+    for (int a = 0; a < 4; ++a) fs.gphi[a] = gphi[a];
   const double x = f.x, y = f.y, lam = f.lam;
   warp_moments(h, W, b, x, y, lam, fs, *reinterpret_cast<fit::Moments*>(fs.out));
   fit_second_partials(h, W, b, x, y, lam, fs.sums);
@@ -424,7 +428,7 @@ __device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& 
     sm.K2[4] = q[11] * xkk + ykp * xkl;
     sm.K2[5] = ykk * q[15] + 2 * ykl * xkl + q[12] * xkk;
     const fit::Result r{f.A, x, y, lam, 0.0, 0, b.cols >= 2, b.rows >= 2, true};  // free_*: warp_fit's
-    fit::grad_coefficients(r, *reinterpret_cast<const fit::Moments*>(fs.out), sm, gphi, f.coef, fs.Hs, fs.g);
+    fit::grad_coefficients(r, *reinterpret_cast<const fit::Moments*>(fs.out), sm, fs.gphi, f.coef, fs.Hs, fs.g);
   }
 }
 
