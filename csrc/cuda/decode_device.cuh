@@ -650,7 +650,6 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
   __shared__ WindowMoments<acc_t> win_s;
   const WindowMoments<acc_t>& win = kFit ? share_window(win_s, window) : window;
   const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
-  const double g_peak = ld(gs + m);
   if constexpr (kFit) {
     __shared__ FitScratch fit_scratch;
     __shared__ SharedFit fit_state;
@@ -661,6 +660,7 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
         warp_fit_grad(FitBox(win.mi, win.mj, fp.R, H, W), fit_state, ro, W);
     }
   }
+  const double g_peak = ld(gs + m);
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < win.wh * win.ww; e += blockDim.x) {
     const int a = e / win.ww, b = e - a * win.ww;
