@@ -220,12 +220,12 @@ struct Result {
 // Levenberg-Marquardt for min sum (h - A k)^2 from (x0, y0, lam0), A profiled at the start. Each
 // iteration builds N = J^T J and g = J^T r (J = (k, A k_x, A k_y, A k_lam)) from the moments at the
 // current point, solves (N + mu diag N) d = g with frozen parameters (an axis with one pixel in
-// the frame) kept, and clamps the step. A step of x and y below `stop` px (or NaN) ends the
-// iteration at the current point: the step is not tried (trying it would move the result by less
-// than `stop`, for one more evaluation of the sums: a quarter of a clean map's fit). Otherwise the
-// model is evaluated once at the trial point, which is accepted when the residual A^2 E - 2 A C
-// (+ sum h^2) does not grow beyond rounding, and the iteration goes on, for kMaxIterations steps
-// at most. valid: converged (last step < kConverged), finite, A > 0, lam within 100x of
+// the frame) kept, and clamps the step. A step of x and y below `stop` px is the last: it is taken
+// without evaluating the model there (the Newton step of a converged fit, whose residual test
+// would cost one more evaluation of the sums, a quarter of a clean map's fit), and the iteration
+// ends (a NaN step ends it too, untaken). Otherwise the model is evaluated once at the trial
+// point, which is accepted when the residual A^2 E - 2 A C (+ sum h^2) does not grow beyond
+// rounding, and the iteration goes on, for kMaxIterations steps at most. valid: converged (last step < kConverged), finite, A > 0, lam within 100x of
 // 1 / (2 blur^2), and (x, y) within R + 0.5 of the argmax (mi, mj).
 //
 // The iteration is a state (FitState) advanced between evaluations by fit_start, fit_propose and
@@ -254,7 +254,8 @@ SHR_HOST_DEVICE inline void fit_start(FitState& s, const Moments& m0, double x0,
 
 // The next trial point from the current point's moments m (store[s.cur]) into s.At, s.xt, s.yt,
 // s.lt, with N[10] and g[4] as the solve's scratch; false when the iteration stops instead
-// (kMaxIterations begun; a step below s.stop, or NaN; a singular system: step NaN, not valid).
+// (kMaxIterations begun; a step below s.stop, taken here; a NaN step or a singular system: step
+// NaN, not valid).
 SHR_HOST_DEVICE inline bool fit_propose(FitState& s, const Moments& m, double N[10], double g[4]) {
   if (s.it >= kMaxIterations) return false;
   ++s.it;
@@ -278,8 +279,12 @@ SHR_HOST_DEVICE inline bool fit_propose(FitState& s, const Moments& m, double N[
   const double dx = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[1])), dy = ::fmax(-kMaxStep, ::fmin(kMaxStep, d[2]));
   const double dl = ::fmax(-kMaxLogLamStep, ::fmin(kMaxLogLamStep, d[3] / s.lam));
   s.step = ::fmax(::fabs(dx), ::fabs(dy));
-  if (!(s.step >= s.stop)) return false;  // converged at the current point (NaN: stopped, not valid)
-  s.At = A + d[0], s.xt = s.x + dx, s.yt = s.y + dy, s.lt = s.lam * ::exp(dl);
+  const double At = A + d[0], xt = s.x + dx, yt = s.y + dy, lt = s.lam * ::exp(dl);
+  if (!(s.step >= s.stop)) {  // converged: the last step is taken untried, and the iteration ends
+    if (s.step < s.stop) s.A = At, s.x = xt, s.y = yt, s.lam = lt;  // (NaN: stopped, not valid)
+    return false;
+  }
+  s.At = At, s.xt = xt, s.yt = yt, s.lt = lt;
   return true;
 }
 

@@ -179,12 +179,12 @@ def fit_gaussian(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITER
     at the start. An axis with a single pixel in the frame keeps its coordinate; lam is held at
     lam0 unless fit_width. Each iteration evaluates the model once, at the trial point: the
     residual there is A^2 E - 2 A C + sum S^2 (E, C the template's and the data's sums that the
-    next step needs anyway), so the accept test costs nothing. A map stops iterating at the current
-    point when its next step of x and y is below `stop` px (or NaN): that step is not tried, which
-    saves an evaluation and moves the result by less than `stop`; or after max_iterations. Returns
-    (A, x, y, lam, largest |step| of x, y in its last iteration, frozen mask [..., 3] of (x, y, lam),
-    iterations per map: the model is evaluated 1 + iterations times, less one where the last step
-    was below `stop`). No autograd."""
+    next step needs anyway), so the accept test costs nothing. A step of x and y below `stop` px is
+    a map's last: it is taken without evaluating the model there (the Newton step of a converged
+    fit; its accept test would cost an evaluation), and the map stops (a NaN step stops it too,
+    untaken); or after max_iterations. Returns (A, x, y, lam, largest |step| of x, y in its last
+    iteration, frozen mask [..., 3] of (x, y, lam), iterations per map: the model is evaluated
+    1 + iterations times, less one where the last step was below `stop`). No autograd."""
     ty_fn = ty_fn or (lambda c, lam: _axis_tables(rows, c, lam, iy))
     tx_fn = tx_fn or (lambda c, lam: _axis_tables(cols, c, lam, ix))
     with torch.no_grad():
@@ -212,12 +212,14 @@ def fit_gaussian(S, rows, cols, iy, ix, x0, y0, lam0, *, max_iterations=MAX_ITER
             d, status = torch.linalg.solve_ex(Nd, (g * free)[..., None])
             d = torch.where((status == 0)[..., None], d[..., 0], torch.full_like(g, float("nan")))  # singular: invalid
             dx, dy = d[..., 1].clamp(-MAX_STEP, MAX_STEP), d[..., 2].clamp(-MAX_STEP, MAX_STEP)
-            step = torch.where(active, torch.maximum(dx.abs(), dy.abs()), step)
-            active = active & (step >= stop)  # a step below stop ends at the current point, untried (NaN too)
-            if not bool(active.any()):
-                break
             dl = (d[..., 3] / lam).clamp(-MAX_LOG_LAM_STEP, MAX_LOG_LAM_STEP)
             At, xt, yt, lt = A + d[..., 0], x + dx, y + dy, lam * torch.exp(dl)
+            step = torch.where(active, torch.maximum(dx.abs(), dy.abs()), step)
+            last = active & (step < stop)  # taken untried, and the map stops (a NaN step: stops, untaken)
+            A, x, y, lam = (torch.where(last, new, old) for new, old in ((At, A), (xt, x), (yt, y), (lt, lam)))
+            active = active & (step >= stop)
+            if not bool(active.any()):
+                break
             tyt, txt = ty_fn(yt, lt), tx_fn(xt, lt)
             Ct, Et = _contract(S, tyt, txt, ""), _template(tyt, txt, "", "")
             ft = _energy(Ct, Et, At)

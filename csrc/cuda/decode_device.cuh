@@ -7,7 +7,7 @@
 // With the pre-filter, the least-squares Gaussian fit of the raw map around the filtered argmax
 // (../decode_fit.h; the CPU kernel's cpu/decode/fit.h) is run by the block's first warp: its lanes
 // share the fit box's columns and rows and sum each evaluation's 17 separable dots in a fixed order
-// (warp_moments), and lane 0 advances the iteration, whose state stays in shared memory; every lane
+// (warp_dots), and lane 0 advances the iteration, whose state stays in shared memory; every lane
 // reads the same state, so the warp takes the same iteration (uniform control flow). Its barriers
 // are warp-wide. Where the fit is valid,
 // the coordinates are the soft-argmax estimate corrected by its own bias on the fitted Gaussian,
@@ -88,11 +88,13 @@ __device__ inline int block_argmax(const in_t* base, const in_t* h, int n, acc_t
 // in double (as the CPU kernel; the window is small, so this costs little).
 template <typename acc_t>
 struct WindowMoments {
-  int mi, mj, i0, j0, wh, ww;
+  int best, mi, mj, i0, j0, wh, ww;  // best: the argmax (p), at (mi, mj)
   acc_t peak;
   double sum, mx, my;
+  WindowMoments() = default;  // share_window's
   template <typename Val>
-  __device__ WindowMoments(const Val& val, int H, int W, int best, int r, acc_t t, double* scratch) {
+  __device__ WindowMoments(const Val& val, int H, int W, int best_, int r, acc_t t, double* scratch) {
+    best = best_;
     mi = best / W;
     mj = best - mi * W;
     i0 = max(0, mi - r);
@@ -126,6 +128,15 @@ struct WindowMoments {
   }
 };
 
+// The window's moments w (the same in every thread) copied into the block's shared memory s, with
+// the block (all threads must call it; ends with a barrier): the fit kernels read them from there,
+// rather than hold them in registers across the fit, where they made the kernels spill.
+template <typename acc_t>
+__device__ inline const WindowMoments<acc_t>& share_window(WindowMoments<acc_t>& s, const WindowMoments<acc_t>& w) {
+  if (threadIdx.x == 0) s = w;
+  __syncthreads();
+  return s;
+}
 // The values of maps in global memory, in acc_t.
 template <typename in_t, typename acc_t>
 struct GlobalValues {
@@ -168,6 +179,7 @@ struct FitParams {
 // The fit box around the argmax (mi, mj), clipped to the frame.
 struct FitBox {
   int i0, j0, rows, cols;
+  FitBox() = default;  // FitScratch::box
   __device__ FitBox(int mi, int mj, int R, int H, int W)
       : i0(max(0, mi - R)), j0(max(0, mj - R)), rows(min(H - 1, mi + R) - i0 + 1), cols(min(W - 1, mj + R) - j0 + 1) {}
   __device__ int n() const { return rows * cols; }
@@ -187,39 +199,75 @@ __device__ inline double fit_start_lam(const Val& F, int H, int W, int mi, int m
   return fit::start_lam(f, has, blur);
 }
 
+// The box's columns contracted down its rows by three row terms, with one warp (all its lanes must
+// call it): for each column c of the box, v[q] = the sum over the rows a = 0, 1, ... in that order of
+// terms(a)[q] h((i0 + a) W + j), j = j0 + c, then f(j, v) in the lane that holds the column (c =
+// lane, lane + 32, ..., in that order). terms(t, out) picks the three terms from the row's AxisTerms
+// t (fit::axis_terms about y). The row terms are computed once per tile of kFitTileRows rows by the
+// lanes into tile (shared memory, 3 kFitTileRows doubles) rather than by each lane for each of its
+// columns: the exponential in the rows loop, beside the columns' sums, took the registers that
+// made the fit kernels spill. Warp barriers around each tile; every lane loops over the same tiles.
+constexpr int kFitTileRows = 16;
+template <typename Val, typename Terms, typename F>
+__device__ inline void warp_contract_columns(const Val& h, int W, const FitBox& b, double y, double lam, double* tile,
+                                             const Terms& terms, const F& f) {
+  const int lane = threadIdx.x & 31;
+  for (int c0 = 0; c0 < b.cols; c0 += 32) {
+    const int c = c0 + lane, j = b.j0 + c;
+    double v[3] = {0.0, 0.0, 0.0};
+    for (int a0 = 0; a0 < b.rows; a0 += kFitTileRows) {
+      const int n = min(kFitTileRows, b.rows - a0);
+      __syncwarp(0xffffffffu);  // the previous tile's reads are done
+      if (lane < n) terms(fit::axis_terms(static_cast<double>(b.i0 + a0 + lane) - y, lam), tile + 3 * lane);
+      __syncwarp(0xffffffffu);
+      if (c < b.cols) {
+#pragma unroll 1
+        for (int a = 0; a < n; ++a) {
+          const double hv = static_cast<double>(h((b.i0 + a0 + a) * W + j));
+          v[0] += tile[3 * a] * hv;
+          v[1] += tile[3 * a + 1] * hv;
+          v[2] += tile[3 * a + 2] * hv;
+        }
+      }
+    }
+    if (c < b.cols) f(j, v);
+  }
+  __syncwarp(0xffffffffu);  // the last tile's reads are done
+}
+// The row terms k, p, l and pp, pl, ll (warp_contract_columns' terms).
+struct KPL {
+  __device__ void operator()(const fit::AxisTerms& t, double* out) const { out[0] = t.k, out[1] = t.p, out[2] = t.l; }
+};
+struct PPL {
+  __device__ void operator()(const fit::AxisTerms& t, double* out) const {
+    out[0] = t.pp, out[1] = t.pl, out[2] = t.ll;
+  }
+};
+
 // The fit's per-lane partials of the 17 separable sums (Moments from 1D dots, as the CPU kernel's
 // cpu/decode/fit.h) at (x, y, lam) over the box b of the raw map's values h(p), in sums[n * 32 +
 // lane]: n 0..4 the columns' dots with the box's columns contracted down the rows by the row terms
 // k, p, l (V0, V1, V2): V0 . tx.k, V0 . tx.p, V1 . tx.k, then D[3]'s two, V0 . tx.l and V2 . tx.k;
 // 5..10 the row terms' dots kk kp kl pp pl ll; 11..16 the column terms'. Lane c holds columns c,
 // c + 32, ... and rows c, c + 32, ..., so a box up to 32 wide sums in the CPU's order. Each part in
-// its own loop, with few values in registers.
+// its own loop, with few values in registers; the columns' dots are added into sums as each column
+// is done (warp_contract_columns; tile: its row terms) rather than held in registers.
 constexpr int kFitSums = 17;
 template <typename Val>
 __device__ inline void fit_separable_partials(const Val& h, int W, const FitBox& b, double x, double y, double lam,
-                                              double* sums) {
+                                              double* sums, double* tile) {
   const int lane = threadIdx.x & 31;
   {
-    double d[5] = {0.0, 0.0, 0.0, 0.0, 0.0};
-    for (int c = lane; c < b.cols; c += 32) {
-      const int j = b.j0 + c;
-      double v0 = 0, v1 = 0, v2 = 0;
-      for (int a = 0; a < b.rows; ++a) {
-        const int i = b.i0 + a;
-        const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
-        const double hv = static_cast<double>(h(i * W + j));
-        v0 += ty.k * hv;
-        v1 += ty.p * hv;
-        v2 += ty.l * hv;
-      }
+    double* d = sums + lane;  // the lane's partials, d[n * 32]
+    for (int n = 0; n < 5; ++n) d[n * 32] = 0.0;
+    warp_contract_columns(h, W, b, y, lam, tile, KPL{}, [&](int j, const double (&v)[3]) {
       const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
-      d[0] += v0 * tx.k;
-      d[1] += v0 * tx.p;
-      d[2] += v1 * tx.k;
-      d[3] += v0 * tx.l;
-      d[4] += v2 * tx.k;
-    }
-    for (int n = 0; n < 5; ++n) sums[n * 32 + lane] = d[n];
+      d[0] += v[0] * tx.k;
+      d[32] += v[0] * tx.p;
+      d[64] += v[1] * tx.k;
+      d[96] += v[0] * tx.l;
+      d[128] += v[2] * tx.k;
+    });
   }
   for (int axis = 0; axis < 2; ++axis) {  // the rows (about y), then the columns (about x)
     const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
@@ -247,51 +295,31 @@ __device__ inline void fit_separable_partials(const Val& h, int W, const FitBox&
 constexpr int kFitSecondSums = 16;
 template <typename Val>
 __device__ inline void fit_second_partials(const Val& h, int W, const FitBox& b, double x, double y, double lam,
-                                           double* sums) {
+                                           double* sums, double* tile) {
   const int lane = threadIdx.x & 31;
   {
-    double d[7] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-    for (int c = lane; c < b.cols; c += 32) {
-      const int j = b.j0 + c;
-      double v0 = 0, v1 = 0, v2 = 0;
-      for (int a = 0; a < b.rows; ++a) {
-        const int i = b.i0 + a;
-        const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
-        const double hv = static_cast<double>(h(i * W + j));
-        v0 += ty.k * hv;
-        v1 += ty.p * hv;
-        v2 += ty.l * hv;
-      }
+    double* d = sums + lane;  // the lane's partials, d[n * 32]
+    for (int n = 0; n < 7; ++n) d[n * 32] = 0.0;
+    warp_contract_columns(h, W, b, y, lam, tile, KPL{}, [&](int j, const double (&v)[3]) {
       const fit::AxisTerms tx = fit::axis_terms(static_cast<double>(j) - x, lam);
-      d[0] += v0 * tx.pp;
-      d[1] += v1 * tx.p;
-      d[2] += v0 * tx.pl;
-      d[3] += v2 * tx.p;
-      d[4] += v1 * tx.l;
-      d[5] += v0 * tx.ll;
-      d[6] += v2 * tx.l;
-    }
-    for (int n = 0; n < 7; ++n) sums[n * 32 + lane] = d[n];
+      d[0] += v[0] * tx.pp;
+      d[32] += v[1] * tx.p;
+      d[64] += v[0] * tx.pl;
+      d[96] += v[2] * tx.p;
+      d[128] += v[1] * tx.l;
+      d[160] += v[0] * tx.ll;
+      d[192] += v[2] * tx.l;
+    });
   }
   {
-    double d[3] = {0.0, 0.0, 0.0};
-    for (int c = lane; c < b.cols; c += 32) {
-      const int j = b.j0 + c;
-      double v3 = 0, v4 = 0, v5 = 0;
-      for (int a = 0; a < b.rows; ++a) {
-        const int i = b.i0 + a;
-        const fit::AxisTerms ty = fit::axis_terms(static_cast<double>(i) - y, lam);
-        const double hv = static_cast<double>(h(i * W + j));
-        v3 += ty.pp * hv;
-        v4 += ty.pl * hv;
-        v5 += ty.ll * hv;
-      }
+    double* d = sums + 7 * 32 + lane;  // the lane's partials 7..9, d[n * 32]
+    for (int n = 0; n < 3; ++n) d[n * 32] = 0.0;
+    warp_contract_columns(h, W, b, y, lam, tile, PPL{}, [&](int j, const double (&v)[3]) {
       const double kx = fit::axis_terms(static_cast<double>(j) - x, lam).k;
-      d[0] += v3 * kx;
-      d[1] += v4 * kx;
-      d[2] += v5 * kx;
-    }
-    for (int n = 0; n < 3; ++n) sums[(7 + n) * 32 + lane] = d[n];
+      d[0] += v[0] * kx;
+      d[32] += v[1] * kx;
+      d[64] += v[2] * kx;
+    });
   }
   for (int axis = 0; axis < 2; ++axis) {  // the rows (about y), then the columns (about x)
     const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
@@ -320,9 +348,10 @@ struct SharedFit {
 // Moments of the iteration (in every lane's registers, 28 doubles beside the rest would spill),
 // and the iteration's state with its solve's scratch, which lane 0 advances between evaluations
 // (held in registers across an evaluation, it would spill: docs/performance.md). The backward's
-// gradient coefficients use out for the moments at the solution.
+// gradient coefficients use out for the moments at the solution, and gphi for their upstream.
 struct FitScratch {
   double sums[32 * kFitSums];
+  double tile[3 * kFitTileRows];  // warp_contract_columns' row terms
   double dots[kFitSums], second_dots[kFitSecondSums];
   double out[14];
   fit::SecondMoments second;
@@ -330,85 +359,92 @@ struct FitScratch {
   fit::Moments moments[2];
   fit::FitState state;
   double N[10], g[4];
+  double gphi[4];
   int go;  // the iteration goes on: evaluate state's trial point
+  FitBox box;  // warp_fit's
   __device__ fit::Moments& operator[](int i) { return moments[i]; }
 };
 static_assert(sizeof(fit::Moments) == 14 * sizeof(double), "Moments: D[4] then T[10], as a fit's 14 sums");
 static_assert(sizeof(fit::SecondMoments) == 12 * sizeof(double), "SecondMoments: D2[6] then K2[6]");
 
-// The fit's moments at (x, y, lam) over the box b into mo (shared memory), with one warp: all its
+// The fit's 17 separable dots at (x, y, lam) over the box b into fs.dots, with one warp: all its
 // lanes must call it. The lanes' partials (fit_separable_partials) are summed in lane order by
-// lanes 0..16 into fs.dots (warp_sum_rows), then lane 0 forms the moments from the dots as the CPU
-// kernel does. Ends with a warp barrier: every lane may read mo after it.
+// lanes 0..16 (warp_sum_rows, which ends with a warp barrier: every lane may read the dots after
+// it); one lane then forms the moments (moments_of_dots).
 template <typename Val>
-__device__ inline void warp_moments(const Val& h, int W, const FitBox& b, double x, double y, double lam,
-                                    FitScratch& fs, fit::Moments& mo) {
-  const int lane = threadIdx.x & 31;
-  fit_separable_partials(h, W, b, x, y, lam, fs.sums);
+__device__ inline void warp_dots(const Val& h, int W, const FitBox& b, double x, double y, double lam, FitScratch& fs) {
+  fit_separable_partials(h, W, b, x, y, lam, fs.sums, fs.tile);
   warp_sum_rows(fs.sums, kFitSums, fs.dots);
-  if (lane == 0) {
-    const double* q = fs.dots;
-    mo.D[0] = q[0], mo.D[1] = q[1], mo.D[2] = q[2], mo.D[3] = q[3] + q[4];
-    fit::template_sums(q + 5, q + 11, mo.T);  // dots 5..10 the rows', 11..16 the columns'
-  }
-  __syncwarp(0xffffffffu);
+}
+// The moments from warp_dots' dots q, as the CPU kernel forms them.
+__device__ inline void moments_of_dots(const double* q, fit::Moments& mo) {
+  mo.D[0] = q[0], mo.D[1] = q[1], mo.D[2] = q[2], mo.D[3] = q[3] + q[4];
+  fit::template_sums(q + 5, q + 11, mo.T);  // dots 5..10 the rows', 11..16 the columns'
 }
 
-// Fits the raw map's values h(p) over the box b from (x0, y0), with one warp: all its 32 lanes must
-// call it. The iteration (fit::gaussian_fit's, step for step) keeps its state in fs: lane 0
+// Fits the raw map's values h(p) over the box b from (x0, y0, lam0), with one warp: all its 32 lanes
+// must call it. The iteration (fit::gaussian_fit's, step for step) keeps its state in fs: lane 0
 // advances it (fit_start, fit_propose, fit_accept) while the other lanes wait at a warp barrier,
 // then every lane reads the trial point and the warp evaluates the sums there, with only that
-// point in registers.
+// point in registers. The box and the start are parked in fs too (fs.box; the start as the first
+// trial point), and the stopped state is left in fs.state (fit::fit_result): held in registers
+// across the iteration, they made the fit kernels spill.
 template <typename Val>
-__device__ inline fit::Result warp_fit(const Val& h, int W, const FitBox& b, int mi, int mj, double x0, double y0,
-                                       double lam0, const FitParams& fp, FitScratch& fs) {
+__device__ inline void warp_fit(const Val& h, int W, const FitBox& b, double x0, double y0, double lam0, double stop,
+                                FitScratch& fs) {
   const bool lane0 = (threadIdx.x & 31) == 0;
-  warp_moments(h, W, b, x0, y0, lam0, fs, fs[0]);
+  if (lane0) fs.box = b, fs.state.xt = x0, fs.state.yt = y0, fs.state.lt = lam0;
+  __syncwarp(0xffffffffu);
+  warp_dots(h, W, fs.box, fs.state.xt, fs.state.yt, fs.state.lt, fs);
   if (lane0) {
-    fit::fit_start(fs.state, fs[0], x0, y0, lam0, b.cols >= 2, b.rows >= 2, fp.stop);
+    moments_of_dots(fs.dots, fs[0]);
+    fit::fit_start(fs.state, fs[0], fs.state.xt, fs.state.yt, fs.state.lt, fs.box.cols >= 2, fs.box.rows >= 2, stop);
     fs.go = fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g) ? 1 : 0;
   }
   __syncwarp(0xffffffffu);
   while (fs.go != 0) {  // the same in every lane
-    const int trial = 1 - fs.state.cur;
-    warp_moments(h, W, b, fs.state.xt, fs.state.yt, fs.state.lt, fs, fs[trial]);
+    warp_dots(h, W, fs.box, fs.state.xt, fs.state.yt, fs.state.lt, fs);
     if (lane0) {
-      fit::fit_accept(fs.state, fs[trial]);
+      fit::Moments& mt = fs[1 - fs.state.cur];  // the trial point's
+      moments_of_dots(fs.dots, mt);
+      fit::fit_accept(fs.state, mt);
       fs.go = fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g) ? 1 : 0;
     }
     __syncwarp(0xffffffffu);
   }
-  return fit::fit_result(fs.state, fp.blur, mi, mj, fp.R);
 }
 
 // The fit of the raw map's values raw(p) around the window's argmax, started at its soft-argmax
 // estimate with the width from the filtered values F(p) (fit_start_lam), with one warp: all its
-// 32 lanes must call it.
+// 32 lanes must call it. Its result: fit::fit_result of fs.state.
 template <typename Filtered, typename Raw, typename acc_t>
-__device__ inline fit::Result warp_fit_window(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win, int H,
-                                              int W, const FitParams& fp, FitScratch& fs) {
+__device__ inline void warp_fit_window(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win, int H, int W,
+                                       const FitParams& fp, FitScratch& fs) {
   const double lam0 = fit_start_lam(F, H, W, win.mi, win.mj, fp.blur);
-  return warp_fit(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), win.mi, win.mj, win.x(), win.y(), lam0, fp, fs);
+  warp_fit(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), win.x(), win.y(), lam0, fp.stop, fs);
 }
 
 // The gradient coefficients of the valid fit f of the box b (fit::grad_coefficients) for the
 // upstream gphi, into f.coef, with one warp: all its lanes must call it. The moments at the
-// solution (warp_moments, into out[0..14), leaving the 1D dots in fs.dots) and the 16 further dots
+// solution (warp_dots' 1D dots in fs.dots, the moments in out[0..14)) and the 16 further dots
 // (fit_second_partials, summed in lane order by lanes 0..15 into second_dots) are the CPU kernel's;
 // lane 0 forms the second-derivative sums (fs.second) and solves for the coefficients. (Read from the block's
 // SharedFit, which holds the fit's bits, rather than kept in registers across the bias's block
-// reduction.)
+// reduction; lane 0 parks gphi in fs.gphi for the same reason: held in registers across the sums,
+// its 8 registers made the backward fit kernels spill 32-48 B more.)
 template <typename Val>
 __device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& b, SharedFit& f, const double gphi[4],
                                              FitScratch& fs) {
   const int lane = threadIdx.x & 31;
+  if (lane == 0)
+    for (int a = 0; a < 4; ++a) fs.gphi[a] = gphi[a];
   const double x = f.x, y = f.y, lam = f.lam;
-  warp_moments(h, W, b, x, y, lam, fs, *reinterpret_cast<fit::Moments*>(fs.out));
-  fit_second_partials(h, W, b, x, y, lam, fs.sums);
+  warp_dots(h, W, b, x, y, lam, fs);
+  fit_second_partials(h, W, b, x, y, lam, fs.sums, fs.tile);
   warp_sum_rows(fs.sums, kFitSecondSums, fs.second_dots);
   if (lane == 0) {
     const double* q = fs.second_dots;  // the 16 totals
-    const double* o = fs.dots;  // warp_moments' dots: 5.. the row terms' kk kp kl, 11.. the columns'
+    const double* o = fs.dots;  // warp_dots': 5.. the row terms' kk kp kl, 11.. the columns'
     const double ykk = o[5], ykp = o[6], ykl = o[7], xkk = o[11], xkp = o[12], xkl = o[13];
     fit::SecondMoments& sm = fs.second;
     sm.D2[0] = q[0];
@@ -423,8 +459,10 @@ __device__ inline void warp_fit_coefficients(const Val& h, int W, const FitBox& 
     sm.K2[3] = ykk * q[14] + ykl * xkp;
     sm.K2[4] = q[11] * xkk + ykp * xkl;
     sm.K2[5] = ykk * q[15] + 2 * ykl * xkl + q[12] * xkk;
+    fit::Moments& mo = *reinterpret_cast<fit::Moments*>(fs.out);
+    moments_of_dots(o, mo);
     const fit::Result r{f.A, x, y, lam, 0.0, 0, b.cols >= 2, b.rows >= 2, true};  // free_*: warp_fit's
-    fit::grad_coefficients(r, *reinterpret_cast<const fit::Moments*>(fs.out), sm, gphi, f.coef, fs.Hs, fs.g);
+    fit::grad_coefficients(r, mo, sm, fs.gphi, f.coef, fs.Hs, fs.g);
   }
 }
 
@@ -502,24 +540,28 @@ template <typename acc_t, typename Filtered, typename Raw>
 __device__ inline bool block_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win, int H, int W,
                                  const FitParams& fp, SharedFit& f, FitScratch& fit_scratch) {
   if (threadIdx.x < 32) {
-    const fit::Result fr = warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
-    if (threadIdx.x == 0) f.set(fr);
+    warp_fit_window(F, raw, win, H, W, fp, fit_scratch);
+    if (threadIdx.x == 0) f.set(fit::fit_result(fit_scratch.state, fp.blur, win.mi, win.mj, fp.R));
   }
   __syncthreads();
   return f.valid != 0;
 }
 
-// decode's coordinates with the pre-filter (fp.R > 0), with the block (all threads must call it):
-// the fit by the first warp, shared in f; where it is valid, the corrected estimate in (x, y) of
-// every thread, which otherwise keep the estimate. scratch holds 4 kWarps doubles, fit_scratch
-// warp_fit's.
+// decode's coordinates with the pre-filter, with the block (all threads must call it): with a fit
+// box (fp.R > 0), the fit by the first warp, shared in f; where it is valid, the corrected
+// estimate in (x, y) of every thread, else the window's estimate (read after the fit from win, in
+// shared memory, rather than held in registers across it). scratch holds 4 kWarps doubles,
+// fit_scratch warp_fit's.
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
-                                   const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t,
+                                   const HalfTaps<acc_t, kCap>& k, int H, int W, int r, acc_t t,
                                    const FitParams& fp, SharedFit& f, FitScratch& fit_scratch, double* scratch, double& x,
                                    double& y) {
-  if (!block_fit(F, raw, win, H, W, fp, f, fit_scratch)) return;  // the same for the block
-  const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, best, r, t, scratch);
+  if (fp.R == 0 || !block_fit(F, raw, win, H, W, fp, f, fit_scratch)) {  // the same for the block
+    x = win.x(), y = win.y();
+    return;
+  }
+  const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, win.best, r, t, scratch);
   x = (static_cast<double>(win.mj) + win.mx) - (static_cast<double>(win.mj) + model.mx) + f.x;
   y = (static_cast<double>(win.mi) + win.my) - (static_cast<double>(win.mi) + model.my) + f.y;
 }
@@ -531,15 +573,15 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
 // warp_fit_coefficients').
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
-                                    const HalfTaps<acc_t, kCap>& k, int H, int W, int best, int r, acc_t t, double gx,
+                                    const HalfTaps<acc_t, kCap>& k, int H, int W, int r, acc_t t, double gx,
                                     double gy, const FitParams& fp, SharedFit& f, FitScratch& fit_scratch,
                                     double* scratch) {
   if (!block_fit(F, raw, win, H, W, fp, f, fit_scratch)) return;
   const ModelValues<acc_t, kCap> mv(k, H, W, f);
-  const WindowMoments<acc_t> model(mv, H, W, best, r, t, scratch);
+  const WindowMoments<acc_t> model(mv, H, W, win.best, r, t, scratch);
   double gphi[4];
   model_upstream(mv, model, gx, gy, t, gphi, scratch);
-  if (threadIdx.x < 32) warp_fit_coefficients(raw, W, FitBox(win.mi, win.mj, fp.R, H, W), f, gphi, fit_scratch);
+  if (threadIdx.x < 32) warp_fit_coefficients(raw, W, fit_scratch.box, f, gphi, fit_scratch);
   __syncthreads();
 }
 
@@ -563,16 +605,19 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
   const in_t* h = hm + m * HW;
   const int best = block_argmax<in_t, acc_t>(hm, h, H * W, sv, si);
   const GlobalValues<in_t, acc_t> val{h};
-  const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);
-  double x = win.x(), y = win.y();
+  const WindowMoments<acc_t> window(val, H, W, best, r, t, scratch);
+  __shared__ WindowMoments<acc_t> win_s;
+  const WindowMoments<acc_t>& win = kFit ? share_window(win_s, window) : window;
+  double x, y;
   if constexpr (kFit) {
     __shared__ FitScratch fit_scratch;
     __shared__ SharedFit fit_state;
-    if (fp.R > 0)  // the same for the block
-      forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, best, r, t, fp, fit_state,
-                  fit_scratch, scratch, x, y);
+    forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, r, t, fp, fit_state, fit_scratch,
+                scratch, x, y);
+  } else {
+    x = win.x(), y = win.y();
   }
-  if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, best);
+  if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, win.best);
 }
 
 // out: the gradient w.r.t. the maps hm, zero outside each window; raw_out (with the pre-filter;
@@ -602,26 +647,28 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
   }
   const int best = static_cast<int>(best64);
   const GlobalValues<in_t, acc_t> val{h};
-  const WindowMoments<acc_t> win(val, H, W, best, r, t, scratch);  // syncs the zero fill
+  const WindowMoments<acc_t> window(val, H, W, best, r, t, scratch);  // syncs the zero fill
+  __shared__ WindowMoments<acc_t> win_s;
+  const WindowMoments<acc_t>& win = kFit ? share_window(win_s, window) : window;
   const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
-  const double g_peak = ld(gs + m);
   if constexpr (kFit) {
     __shared__ FitScratch fit_scratch;
     __shared__ SharedFit fit_state;
     if (fp.R > 0) {  // the fit's gradient, to the raw box (the estimate's and the score's stay below)
       const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
-      backward_fit(val, hr, win, k, H, W, best, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+      backward_fit(val, hr, win, k, H, W, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
       if (fit_state.valid != 0 && threadIdx.x < 32)
         warp_fit_grad(FitBox(win.mi, win.mj, fp.R, H, W), fit_state, ro, W);
     }
   }
+  const double g_peak = ld(gs + m);
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < win.wh * win.ww; e += blockDim.x) {
     const int a = e / win.ww, b = e - a * win.ww;
     const int i = win.i0 + a, j = win.j0 + b;
     const int p = i * W + j;
     double v = win.grad_at(val(p), i, j, gx, gy, scale, t);
-    if (p == best) v += g_peak;
+    if (p == win.best) v += g_peak;
     st(o + p, v);
   }
 }
@@ -721,12 +768,12 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
     }
   }
   const int best = reduce_argmax(bv, bi, sv, si);
-  const WindowMoments<acc_t> win(F, H, W, best, r, t, scratch);
-  double x = win.x(), y = win.y();
-  if (fp.R > 0)  // the fit of the raw map in shared memory (the same for the block)
-    forward_fit(F, [&](int p) { return static_cast<double>(raw[p]); }, win, k, H, W, best, r, t, fp, fit_state,
-                fit_scratch, scratch, x, y);
-  if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, best);
+  __shared__ WindowMoments<acc_t> win_s;
+  const WindowMoments<acc_t>& win = share_window(win_s, WindowMoments<acc_t>(F, H, W, best, r, t, scratch));
+  double x, y;  // with the fit of the raw map in shared memory
+  forward_fit(F, [&](int p) { return static_cast<double>(raw[p]); }, win, k, H, W, r, t, fp, fit_state,
+              fit_scratch, scratch, x, y);
+  if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, win.best);
 }
 
 // decode_backward_fused_kernel's boxes around the argmax (mi, mj), clipped to the frame: the window
@@ -824,19 +871,20 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
     const int i = p / W, j = p - i * W;
     return static_cast<double>(raw[(i - bx.ri0) * rcols + (j - bx.rj0)]);
   };
-  const WindowMoments<acc_t> win(F, H, W, best, r, t, scratch);
+  __shared__ WindowMoments<acc_t> win_s;
+  const WindowMoments<acc_t>& win = share_window(win_s, WindowMoments<acc_t>(F, H, W, best, r, t, scratch));
   const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
   const double g_peak = ld(gs + m);
   bool fitted = false;
   if (fp.R > 0) {  // the same for the block
-    backward_fit(F, raw_at, win, k, H, W, best, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+    backward_fit(F, raw_at, win, k, H, W, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
     fitted = fit_state.valid != 0;
   }
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < wrows * wcols; e += blockDim.x) {
     const int i = bx.wi0 + e / wcols, j = bx.wj0 + e % wcols, p = i * W + j;
     double v = win.grad_at(F(p), i, j, gx, gy, scale, t);
-    if (p == best) v += g_peak;
+    if (p == win.best) v += g_peak;
     g[e] = v;
   }
   __syncthreads();
