@@ -118,8 +118,9 @@ inline bool row_maxima<double>(const double* h, int64_t H, int64_t W, double* ro
 #endif
 
 // m = the maximum of v[0..n), n >= 1; false when a NaN is among them (m is then not meaningful).
+// ordered_max below: SSE2 for float and double.
 template <typename T>
-bool ordered_max(const T* v, int64_t n, T& m) {
+bool ordered_max_scalar(const T* v, int64_t n, T& m) {
   bool ordered = true;
   m = v[0];
   for (int64_t c = 0; c < n; ++c) {
@@ -136,7 +137,7 @@ bool ordered_max_sse(const typename S::T* v, int64_t n, typename S::T& m) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int64_t L = S::L;
-  if (n < L) return ordered_max(v, n, m);
+  if (n < L) return ordered_max_scalar(v, n, m);
   V a0 = S::load(v), a1 = a0, a2 = a0, a3 = a0, nan = S::unordered(a0, a0);
   int64_t c = 0;
   for (; c + 4 * L <= n; c += 4 * L) {
@@ -162,6 +163,13 @@ bool ordered_max_sse(const typename S::T* v, int64_t n, typename S::T& m) {
   for (int64_t l = 1; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
   return true;
 }
+#endif
+
+template <typename T>
+bool ordered_max(const T* v, int64_t n, T& m) {
+  return ordered_max_scalar(v, n, m);
+}
+#if defined(__SSE2__)
 template <>
 inline bool ordered_max<float>(const float* v, int64_t n, float& m) {
   return ordered_max_sse<SseFloat>(v, n, m);
