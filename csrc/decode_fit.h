@@ -30,7 +30,7 @@ constexpr double kDoubleEps = 2.220446049250313e-16;
 // Finite (not NaN, not infinite), the same on host and device.
 SHR_HOST_DEVICE inline bool finite(double v) { return ::fabs(v) <= DBL_MAX; }
 
-// A map stops iterating at a step below this (px): 1e-12 for float64 maps, 1e-7 for the others.
+// A map stops iterating after a step below this (px; taken untried): 1e-12 for float64 maps, 1e-7 for the others.
 SHR_HOST_DEVICE inline double stop_step(bool float64_maps) { return float64_maps ? 1e-12 : 1e-7; }
 
 // The fit box's radius: the window's, grown to the pre-filter's radius ceil(3 blur), at most the

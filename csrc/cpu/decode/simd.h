@@ -70,9 +70,9 @@ struct SseDouble {
 // exp of 4 floats (the decode window's softmax weights), within 1 ulp of the correctly rounded
 // value (checked densely over [-87, 88]; the C library's expf agrees with it on all but about
 // 0.03 % of inputs): x = n ln2 + r, |r| <= ln2 / 2 (ln2 in two parts, so r is exact), exp(r) by
-// Cephes' polynomial for expf, times 2^n built in the exponent bits. Below -88.38 it gives 0 (the
-// C library rounds to a subnormal there, under 1e-38 of the peak's weight 1), above 88.38 +inf,
-// and NaN stays NaN.
+// Cephes' polynomial for expf, times 2^n built in the exponent bits. Below about -87.68 it gives 0
+// (where the C library gives subnormals, down to -103.97: under 1.2e-38 of the peak's weight 1),
+// from about 88.377 +inf (the C library's expf is finite up to 88.72), and NaN stays NaN.
 inline __m128 exp_ps(__m128 x) {
   const __m128 hi = _mm_set1_ps(88.3762626647949f), lo = _mm_set1_ps(-88.3762626647949f);
   const __m128 nan = _mm_cmpunord_ps(x, x), over = _mm_cmpgt_ps(x, hi);

@@ -34,21 +34,26 @@ struct RowWeights<float, View<float>> {
   static constexpr bool kVector = true;
   // The weights of the window's columns j .. j + 3 on row i, of which the first `skip` weigh 0;
   // the window's columns are j0 .. j1. Every column read is in the window: a window narrower than
-  // 4 is copied out, padded (a 16-byte load of values just stored one by one would stall).
+  // 4 is copied out, padded with the peak (a 16-byte load of values just stored one by one would
+  // stall), and the lanes past j1 weigh 0 too (set to 0, not left to exp: t may round to 0).
   static __m128 four(const View<float>& h, int64_t i, int64_t j, int64_t skip, int64_t j0, int64_t j1, float peak,
                      float t) {
     const float* p = h.data + (i - h.i0) * h.stride;
     __m128 v;
+    int64_t end = 4;  // lanes [skip, end) are the window's
     if (j1 - j0 >= 3) {
       v = _mm_loadu_ps(p + (j - h.j0));
     } else {
-      float q[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+      float q[4] = {peak, peak, peak, peak};
       for (int64_t c = j; c <= j1; ++c) q[c - j] = p[c - h.j0];
       v = _mm_loadu_ps(q);
+      end = j1 - j + 1;
     }
     const __m128 e = exp_ps(_mm_mul_ps(_mm_set1_ps(t), _mm_sub_ps(v, _mm_set1_ps(peak))));
-    if (skip == 0) return e;
-    const __m128 keep = _mm_cmpge_ps(_mm_set_ps(3.0f, 2.0f, 1.0f, 0.0f), _mm_set1_ps(static_cast<float>(skip)));
+    if (skip == 0 && end == 4) return e;
+    const __m128 lane = _mm_set_ps(3.0f, 2.0f, 1.0f, 0.0f);
+    const __m128 keep = _mm_and_ps(_mm_cmpge_ps(lane, _mm_set1_ps(static_cast<float>(skip))),
+                                   _mm_cmplt_ps(lane, _mm_set1_ps(static_cast<float>(end))));
     return _mm_and_ps(keep, e);
   }
   // The vectors of a row: columns j .. j + 3 for j = j0, j0 + 4, ..., the last one moved back to
