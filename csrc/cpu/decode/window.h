@@ -2,7 +2,6 @@
 // softmax moments over it that give the coordinates, and their gradient w.r.t. the box's values.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
 #include "../../shr_ops.h"
