@@ -55,22 +55,29 @@ bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax, const in_t* a
 }
 
 #if defined(__SSE2__)
-// SSE2 row maxima, four vectors a step; NaN and infinity are caught by `check`.
+// SSE2 row maxima, four vectors a step. A row of whole vectors leaves its maximum as a vector,
+// and L such rows are reduced at once (S::maxima); other rows one by one. Finiteness: the values
+// are summed into vectors, which a NaN or an infinity makes non-finite. So does a sum past the
+// largest finite value, on maps of values near it: they then take the non-finite maps' path,
+// which gives the same answer, more slowly.
 template <typename S>
 bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T* rowmax, const typename S::T* ahead) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int64_t L = S::L;
-  V check = S::zero();  // sum of v - v: 0 while every value is finite, NaN otherwise
+  V check = S::zero();
   T tail_check = 0;
   T lanes[L];
+  V pending[L];  // the vector maxima of rows i - np + 1 .. i, not yet reduced
+  int64_t np = 0;
+  const bool whole = W >= L && W % L == 0;
   for (int64_t i = 0; i < H; ++i) {
     const T* row = h + i * W;
     prefetch_row(ahead, i, W);
     T m = -std::numeric_limits<T>::infinity();
     int64_t j = 0;
     if (W >= L) {
-      // Four vectors a step, each with its own maximum and check, so no chain of dependent
+      // Four vectors a step, each with its own maximum and sum, so no chain of dependent
       // additions limits the loop; then single vectors.
       V a0 = S::load(row), a1 = a0, a2 = a0, a3 = a0;
       V c0 = S::zero(), c1 = S::zero(), c2 = S::zero(), c3 = S::zero();
@@ -81,18 +88,27 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
         a1 = S::max(v1, a1);
         a2 = S::max(v2, a2);
         a3 = S::max(v3, a3);
-        c0 = S::add(c0, S::sub(v0, v0));
-        c1 = S::add(c1, S::sub(v1, v1));
-        c2 = S::add(c2, S::sub(v2, v2));
-        c3 = S::add(c3, S::sub(v3, v3));
+        c0 = S::add(c0, v0);
+        c1 = S::add(c1, v1);
+        c2 = S::add(c2, v2);
+        c3 = S::add(c3, v3);
       }
       for (; j + L <= W; j += L) {
         const V v0 = S::load(row + j);
         a0 = S::max(v0, a0);
-        c0 = S::add(c0, S::sub(v0, v0));
+        c0 = S::add(c0, v0);
       }
       check = S::add(check, S::add(S::add(c0, c1), S::add(c2, c3)));
-      S::store(lanes, S::max(S::max(a0, a1), S::max(a2, a3)));
+      const V a = S::max(S::max(a0, a1), S::max(a2, a3));
+      if (whole) {
+        pending[np++] = a;
+        if (np == L) {
+          S::maxima(pending, rowmax + i - (L - 1));
+          np = 0;
+        }
+        continue;
+      }
+      S::store(lanes, a);
       for (int64_t l = 0; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
     }
     for (; j < W; ++j) {
@@ -102,7 +118,13 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
     }
     rowmax[i] = m;
   }
-  S::store(lanes, check);
+  for (int64_t p = 0; p < np; ++p) {  // the last rows, fewer than L
+    S::store(lanes, pending[p]);
+    T m = lanes[0];
+    for (int64_t l = 1; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
+    rowmax[H - np + p] = m;
+  }
+  S::store(lanes, S::sub(check, check));
   for (int64_t l = 0; l < L; ++l) tail_check += lanes[l];
   return tail_check == T(0);
 }

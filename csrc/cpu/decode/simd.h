@@ -49,6 +49,12 @@ struct SseFloat {
   static V bit_or(V a, V b) { return _mm_or_ps(a, b); }
   static bool any(V mask) { return _mm_movemask_ps(mask) != 0; }
   static void store(T* p, V v) { _mm_storeu_ps(p, v); }
+  // out[r] = the maximum of a[r]'s lanes, r < 4 (a 4 x 4 transpose, then maxima down it).
+  static void maxima(const V* a, T* out) {
+    const V m01 = _mm_max_ps(_mm_unpacklo_ps(a[0], a[1]), _mm_unpackhi_ps(a[0], a[1]));
+    const V m23 = _mm_max_ps(_mm_unpacklo_ps(a[2], a[3]), _mm_unpackhi_ps(a[2], a[3]));
+    _mm_storeu_ps(out, _mm_max_ps(_mm_movelh_ps(m01, m23), _mm_movehl_ps(m23, m01)));
+  }
 };
 struct SseDouble {
   using T = double;
@@ -65,6 +71,8 @@ struct SseDouble {
   static V bit_or(V a, V b) { return _mm_or_pd(a, b); }
   static bool any(V mask) { return _mm_movemask_pd(mask) != 0; }
   static void store(T* p, V v) { _mm_storeu_pd(p, v); }
+  // out[r] = the maximum of a[r]'s lanes, r < 2.
+  static void maxima(const V* a, T* out) { _mm_storeu_pd(out, _mm_max_pd(_mm_unpacklo_pd(a[0], a[1]), _mm_unpackhi_pd(a[0], a[1]))); }
 };
 
 // exp of 4 floats (the decode window's softmax weights), within 1 ulp of the correctly rounded
