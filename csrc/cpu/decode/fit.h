@@ -168,8 +168,9 @@ struct ModelWindow {
   Box w;
   std::vector<fit::BlurredTerms> ty, tx;
   std::vector<fit::AxisTerms> src;  // the model's terms at the source positions an axis' filter reads
-  std::vector<double> kq;           // their k (fit::gaussian_row)
+  std::vector<double> kq;           // the backward's: their k (fit::gaussian_row)
   std::vector<double> kz;           // the forward's: k at pos0 - rf, ..., pos0 + n - 1 + rf, 0 outside the axis
+  std::vector<double> ks;           // the forward's: the filtered k at pos0, ..., pos0 + n - 1
   std::vector<acc_t> M;
   // fit::blurred_terms at pos0, ..., pos0 + n - 1 on an axis of length len, with each source
   // position's terms computed once (the same values, summed in the same order). Without `grad`
@@ -178,8 +179,6 @@ struct ModelWindow {
             std::vector<fit::BlurredTerms>& out) {
     const int64_t rf = static_cast<int64_t>(taps.size() / 2);
     const int64_t q0 = std::max<int64_t>(0, pos0 - rf), q1 = std::min<int64_t>(len - 1, pos0 + n - 1 + rf);
-    kq.resize(q1 - q0 + 1);
-    fit::gaussian_row(q0, q1 - q0 + 1, c, lam, kq.data());
     out.resize(n);
     const auto tap = [&](int d) { return static_cast<double>(taps[d]); };
     if (!grad) {
@@ -187,16 +186,17 @@ struct ModelWindow {
       // sums are blurred_terms' (which skips them), bit for bit; the taps outermost, so that the
       // n sums advance together rather than one chain of additions after another.
       kz.assign(n + 2 * rf, 0.0);
-      std::copy(kq.begin(), kq.end(), kz.begin() + (q0 - (pos0 - rf)));
-      std::vector<double>& k = kq;  // reused for the sums (kq is not needed past kz)
-      k.assign(n, 0.0);
+      fit::gaussian_row(q0, q1 - q0 + 1, c, lam, kz.data() + (q0 - (pos0 - rf)));
+      ks.assign(n, 0.0);
       for (int64_t d = 0; d <= 2 * rf; ++d) {
         const double w = tap(static_cast<int>(d));
-        for (int64_t a = 0; a < n; ++a) k[a] += w * kz[a + d];
+        for (int64_t a = 0; a < n; ++a) ks[a] += w * kz[a + d];
       }
-      for (int64_t a = 0; a < n; ++a) out[a] = fit::BlurredTerms{k[a], 0.0, 0.0};
+      for (int64_t a = 0; a < n; ++a) out[a] = fit::BlurredTerms{ks[a], 0.0, 0.0};
       return;
     }
+    kq.resize(q1 - q0 + 1);
+    fit::gaussian_row(q0, q1 - q0 + 1, c, lam, kq.data());
     src.resize(q1 - q0 + 1);
     for (int64_t q = q0; q <= q1; ++q) src[q - q0] = fit::axis_terms_of(static_cast<double>(q) - c, lam, kq[q - q0]);
     const auto terms = [&](int64_t q) { return src[q - q0]; };

@@ -55,6 +55,35 @@ bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax, const in_t* a
 }
 
 #if defined(__SSE2__)
+// The lane-wise maximum of the first whole vectors of v[0 .. n), n >= L: four vectors a step,
+// each with its own maximum (so no chain of dependent operations limits the loop), then single
+// vectors; j receives the number of values done. each(k, vector) sees every vector loaded, k the
+// step's slot (0 .. 3), for a check of its own kept per slot.
+template <typename S, typename Each>
+inline typename S::V vector_max(const typename S::T* v, int64_t n, int64_t& j, Each&& each) {
+  using V = typename S::V;
+  constexpr int64_t L = S::L;
+  V a0 = S::load(v), a1 = a0, a2 = a0, a3 = a0;
+  j = 0;
+  for (; j + 4 * L <= n; j += 4 * L) {
+    const V v0 = S::load(v + j), v1 = S::load(v + j + L), v2 = S::load(v + j + 2 * L), v3 = S::load(v + j + 3 * L);
+    a0 = S::max(v0, a0);
+    a1 = S::max(v1, a1);
+    a2 = S::max(v2, a2);
+    a3 = S::max(v3, a3);
+    each(0, v0);
+    each(1, v1);
+    each(2, v2);
+    each(3, v3);
+  }
+  for (; j + L <= n; j += L) {
+    const V v0 = S::load(v + j);
+    a0 = S::max(v0, a0);
+    each(0, v0);
+  }
+  return S::max(S::max(a0, a1), S::max(a2, a3));
+}
+
 // SSE2 row maxima, four vectors a step. A row of whole vectors leaves its maximum as a vector,
 // and L such rows are reduced at once (S::maxima); other rows one by one. Finiteness: the values
 // are summed into vectors, which a NaN or an infinity makes non-finite. So does a sum past the
@@ -77,29 +106,9 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
     T m = -std::numeric_limits<T>::infinity();
     int64_t j = 0;
     if (W >= L) {
-      // Four vectors a step, each with its own maximum and sum, so no chain of dependent
-      // additions limits the loop; then single vectors.
-      V a0 = S::load(row), a1 = a0, a2 = a0, a3 = a0;
-      V c0 = S::zero(), c1 = S::zero(), c2 = S::zero(), c3 = S::zero();
-      for (; j + 4 * L <= W; j += 4 * L) {
-        const V v0 = S::load(row + j), v1 = S::load(row + j + L);
-        const V v2 = S::load(row + j + 2 * L), v3 = S::load(row + j + 3 * L);
-        a0 = S::max(v0, a0);
-        a1 = S::max(v1, a1);
-        a2 = S::max(v2, a2);
-        a3 = S::max(v3, a3);
-        c0 = S::add(c0, v0);
-        c1 = S::add(c1, v1);
-        c2 = S::add(c2, v2);
-        c3 = S::add(c3, v3);
-      }
-      for (; j + L <= W; j += L) {
-        const V v0 = S::load(row + j);
-        a0 = S::max(v0, a0);
-        c0 = S::add(c0, v0);
-      }
-      check = S::add(check, S::add(S::add(c0, c1), S::add(c2, c3)));
-      const V a = S::max(S::max(a0, a1), S::max(a2, a3));
+      V c[4] = {S::zero(), S::zero(), S::zero(), S::zero()};  // one sum per vector of a step
+      const V a = vector_max<S>(row, W, j, [&](int k, V v) { c[k] = S::add(c[k], v); });
+      check = S::add(check, S::add(S::add(c[0], c[1]), S::add(c[2], c[3])));
       if (whole) {
         pending[np++] = a;
         if (np == L) {
@@ -160,27 +169,18 @@ bool ordered_max_sse(const typename S::T* v, int64_t n, typename S::T& m) {
   using V = typename S::V;
   constexpr int64_t L = S::L;
   if (n < L) return ordered_max_scalar(v, n, m);
-  V a0 = S::load(v), a1 = a0, a2 = a0, a3 = a0, nan = S::unordered(a0, a0);
-  int64_t c = 0;
-  for (; c + 4 * L <= n; c += 4 * L) {
-    const V v0 = S::load(v + c), v1 = S::load(v + c + L), v2 = S::load(v + c + 2 * L), v3 = S::load(v + c + 3 * L);
-    a0 = S::max(v0, a0), a1 = S::max(v1, a1), a2 = S::max(v2, a2), a3 = S::max(v3, a3);
-    nan = S::bit_or(nan, S::bit_or(S::bit_or(S::unordered(v0, v0), S::unordered(v1, v1)),
-                                   S::bit_or(S::unordered(v2, v2), S::unordered(v3, v3))));
-  }
-  for (; c + L <= n; c += L) {
-    const V v0 = S::load(v + c);
-    a0 = S::max(v0, a0);
-    nan = S::bit_or(nan, S::unordered(v0, v0));
-  }
+  V nan[4] = {S::zero(), S::zero(), S::zero(), S::zero()};  // NaN lanes, one mask per vector of a step
+  const auto mark = [&](int k, V x) { nan[k] = S::bit_or(nan[k], S::unordered(x, x)); };
+  int64_t c;
+  V a = vector_max<S>(v, n, c, mark);
   if (c < n) {  // the last L values, overlapping the ones already seen
     const V v0 = S::load(v + n - L);
-    a0 = S::max(v0, a0);
-    nan = S::bit_or(nan, S::unordered(v0, v0));
+    a = S::max(v0, a);
+    mark(0, v0);
   }
-  if (S::any(nan)) return false;
+  if (S::any(S::bit_or(S::bit_or(nan[0], nan[1]), S::bit_or(nan[2], nan[3])))) return false;
   T lanes[L];
-  S::store(lanes, S::max(S::max(a0, a1), S::max(a2, a3)));
+  S::store(lanes, a);
   m = lanes[0];
   for (int64_t l = 1; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
   return true;
