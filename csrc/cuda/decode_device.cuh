@@ -382,6 +382,17 @@ __device__ inline void moments_of_dots(const double* q, fit::Moments& mo) {
   fit::template_sums(q + 5, q + 11, mo.T);  // dots 5..10 the rows', 11..16 the columns'
 }
 
+// A compiler barrier (no instruction): values in shared memory are read from there again after it,
+// rather than kept in registers from before it. Lane 0's serial steps of the fit (the moments, then
+// fit_start, then fit_propose) each take their inputs from shared memory again with it: kept in
+// registers across fit_start's division (a call to the double division's slow path), the moments
+// spilled.
+__device__ __forceinline__ void reread_shared() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("" ::: "memory");
+#endif
+}
+
 // Fits the raw map's values h(p) over the box b from (x0, y0, lam0), with one warp: all its 32 lanes
 // must call it. The iteration (fit::gaussian_fit's, step for step) keeps its state in fs: lane 0
 // advances it (fit_start, fit_propose, fit_accept) while the other lanes wait at a warp barrier,
@@ -398,7 +409,9 @@ __device__ inline void warp_fit(const Val& h, int W, const FitBox& b, double x0,
   warp_dots(h, W, fs.box, fs.state.xt, fs.state.yt, fs.state.lt, fs);
   if (lane0) {
     moments_of_dots(fs.dots, fs[0]);
+    reread_shared();
     fit::fit_start(fs.state, fs[0], fs.state.xt, fs.state.yt, fs.state.lt, fs.box.cols >= 2, fs.box.rows >= 2, stop);
+    reread_shared();
     fs.go = fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g) ? 1 : 0;
   }
   __syncwarp(0xffffffffu);
