@@ -83,6 +83,18 @@ __device__ inline int block_argmax(const in_t* base, const in_t* h, int n, acc_t
   return reduce_argmax(bv, bi, sv, si);
 }
 
+// A compiler barrier (no instruction): values in shared memory are read from there again after it,
+// rather than kept in registers from before it (or hoisted out of a loop whose body begins with it).
+// The fit kernels use it where values parked in shared memory, kept in registers instead, spilled:
+// lane 0's serial steps of the fit (the moments, then fit_start, then fit_propose: the moments were
+// held across fit_start's division, a call to the double division's slow path), and the model
+// window's loops (the window and the fit, reread for each pixel).
+__device__ __forceinline__ void reread_shared() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("" ::: "memory");
+#endif
+}
+
 // Softmax moments of the clipped window around `best`: {sum w, sum w*dx, sum w*dy}, of the values
 // val(p) (p = i * W + j, in acc_t: the map's, or the pre-filtered map's). Weights in acc_t, sums
 // in double (as the CPU kernel; the window is small, so this costs little).
@@ -338,6 +350,7 @@ __device__ inline void fit_second_partials(const Val& h, int W, const FitBox& b,
 // The fit's result as the block shares it: the first warp's lane 0 writes it, then a barrier.
 struct SharedFit {
   double valid, A, x, y, lam, coef[4];
+  double gx, gy;  // the backward's upstream d loss / d (x, y) (backward_fit's)
   __device__ void set(const fit::Result& r) {
     valid = r.valid ? 1.0 : 0.0;
     A = r.A, x = r.x, y = r.y, lam = r.lam;
@@ -380,17 +393,6 @@ __device__ inline void warp_dots(const Val& h, int W, const FitBox& b, double x,
 __device__ inline void moments_of_dots(const double* q, fit::Moments& mo) {
   mo.D[0] = q[0], mo.D[1] = q[1], mo.D[2] = q[2], mo.D[3] = q[3] + q[4];
   fit::template_sums(q + 5, q + 11, mo.T);  // dots 5..10 the rows', 11..16 the columns'
-}
-
-// A compiler barrier (no instruction): values in shared memory are read from there again after it,
-// rather than kept in registers from before it. Lane 0's serial steps of the fit (the moments, then
-// fit_start, then fit_propose) each take their inputs from shared memory again with it: kept in
-// registers across fit_start's division (a call to the double division's slow path), the moments
-// spilled.
-__device__ __forceinline__ void reread_shared() {
-#if defined(__CUDA_ARCH__)
-  asm volatile("" ::: "memory");
-#endif
 }
 
 // Fits the raw map's values h(p) over the box b from (x0, y0, lam0), with one warp: all its 32 lanes
@@ -508,43 +510,73 @@ template <typename acc_t, int kCap>
 struct ModelValues {
   const HalfTaps<acc_t, kCap>& k;
   int H, W;
-  double A, x, y, lam;
-  __device__ ModelValues(const HalfTaps<acc_t, kCap>& k_, int H_, int W_, const SharedFit& f)
-      : k(k_), H(H_), W(W_), A(f.A), x(f.x), y(f.y), lam(f.lam) {}
+  const SharedFit& f;  // A, x, y, lam: read where used (shared memory), not held in registers
+  __device__ ModelValues(const HalfTaps<acc_t, kCap>& k_, int H_, int W_, const SharedFit& f_)
+      : k(k_), H(H_), W(W_), f(f_) {}
   __device__ double tap(int d) const {
     const int e = d - k.r;
     return static_cast<double>(k.half[e < 0 ? -e : e]);
   }
   __device__ fit::BlurredTerms row(int i) const {
     return fit::blurred_terms(i, [&](int d) { return tap(d); }, k.r, H,
-                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - y, lam); });
+                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - f.y, f.lam); });
   }
   __device__ fit::BlurredTerms col(int j) const {
     return fit::blurred_terms(j, [&](int d) { return tap(d); }, k.r, W,
-                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - x, lam); });
+                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - f.x, f.lam); });
   }
   __device__ acc_t operator()(int p) const {
     const int i = p / W;
-    return static_cast<acc_t>(fit::model_value(A, row(i), col(p - i * W)));
+    return static_cast<acc_t>(fit::model_value(f.A, row(i), col(p - i * W)));
   }
 };
+
+// The model's window moments (WindowMoments' arithmetic, the same bits) into s in the block's shared
+// memory, over the window of win (the same argmax and radius: the same box), with the block (all
+// threads must call it; ends with a barrier). Each pixel rereads the window's box and the fit from
+// shared memory (reread_shared) rather than hold them in registers beside the model's exponentials,
+// where they spilled.
+template <typename acc_t, typename Val>
+__device__ inline const WindowMoments<acc_t>& model_window(WindowMoments<acc_t>& s, const WindowMoments<acc_t>& win,
+                                                           const Val& val, int W, acc_t t, double* scratch) {
+  if (threadIdx.x == 0) {
+    s.best = win.best, s.mi = win.mi, s.mj = win.mj, s.i0 = win.i0, s.j0 = win.j0, s.wh = win.wh, s.ww = win.ww;
+    s.peak = val(win.best);
+  }
+  __syncthreads();
+  double m[3] = {0.0, 0.0, 0.0};
+  for (int k = threadIdx.x; k < s.wh * s.ww; k += blockDim.x) {
+    reread_shared();
+    const int a = k / s.ww, b = k - a * s.ww;
+    const int i = s.i0 + a, j = s.j0 + b;
+    const double w = s.weight(val(i * W + j), t);
+    m[0] += w;
+    m[1] += w * static_cast<double>(j - s.mj);
+    m[2] += w * static_cast<double>(i - s.mi);
+  }
+  block_sum<double, 3>(m, scratch);
+  if (threadIdx.x == 0) s.sum = m[0], s.mx = m[1] / m[0], s.my = m[2] / m[0];
+  __syncthreads();
+  return s;
+}
 
 // d loss / d (A, x, y, lam) of the corrected result for the upstream (gx, gy), with the block (all
 // threads must call it; the same result in every thread): (0, gx, gy, 0) minus the bias's,
 // sum over the window of (d loss / d M) dM / d(A, x, y, lam) (block_sum: scratch holds 4 kWarps).
 template <typename acc_t, int kCap>
-__device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const WindowMoments<acc_t>& model, double gx,
-                                      double gy, acc_t t, double gphi[4], double* scratch) {
+__device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const WindowMoments<acc_t>& model, acc_t t,
+                                      double gphi[4], double* scratch) {
   double s[4] = {0.0, 0.0, 0.0, 0.0};
   const double scale = static_cast<double>(t) / model.sum;
   for (int e = threadIdx.x; e < model.wh * model.ww; e += blockDim.x) {
+    reread_shared();  // model and mv.f: in shared memory
     const int i = model.i0 + e / model.ww, j = model.j0 + e % model.ww;
     const fit::BlurredTerms ty = mv.row(i), tx = mv.col(j);
-    const acc_t M = static_cast<acc_t>(fit::model_value(mv.A, ty, tx));
-    fit::add_model_grad(model.grad_at(M, i, j, gx, gy, scale, t), mv.A, ty, tx, s);
+    const acc_t M = static_cast<acc_t>(fit::model_value(mv.f.A, ty, tx));
+    fit::add_model_grad(model.grad_at(M, i, j, mv.f.gx, mv.f.gy, scale, t), mv.f.A, ty, tx, s);
   }
   block_sum<double, 4>(s, scratch);
-  gphi[0] = -s[0], gphi[1] = gx - s[1], gphi[2] = gy - s[2], gphi[3] = -s[3];
+  gphi[0] = -s[0], gphi[1] = mv.f.gx - s[1], gphi[2] = mv.f.gy - s[2], gphi[3] = -s[3];
 }
 
 // The fit by the block's first warp, shared in f (all threads must call it); whether it is valid,
@@ -574,7 +606,8 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
     x = win.x(), y = win.y();
     return;
   }
-  const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, win.best, r, t, scratch);
+  __shared__ WindowMoments<acc_t> model_s;
+  const WindowMoments<acc_t>& model = model_window(model_s, win, ModelValues<acc_t, kCap>(k, H, W, f), W, t, scratch);
   x = (static_cast<double>(win.mj) + win.mx) - (static_cast<double>(win.mj) + model.mx) + f.x;
   y = (static_cast<double>(win.mi) + win.my) - (static_cast<double>(win.mi) + model.my) + f.y;
 }
@@ -586,14 +619,14 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
 // warp_fit_coefficients').
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
-                                    const HalfTaps<acc_t, kCap>& k, int H, int W, int r, acc_t t, double gx,
-                                    double gy, const FitParams& fp, SharedFit& f, FitScratch& fit_scratch,
-                                    double* scratch) {
+                                    const HalfTaps<acc_t, kCap>& k, int H, int W, acc_t t, const FitParams& fp,
+                                    SharedFit& f, FitScratch& fit_scratch, double* scratch) {
   if (!block_fit(F, raw, win, H, W, fp, f, fit_scratch)) return;
   const ModelValues<acc_t, kCap> mv(k, H, W, f);
-  const WindowMoments<acc_t> model(mv, H, W, win.best, r, t, scratch);
+  __shared__ WindowMoments<acc_t> model_s;
+  const WindowMoments<acc_t>& model = model_window(model_s, win, mv, W, t, scratch);
   double gphi[4];
-  model_upstream(mv, model, gx, gy, t, gphi, scratch);
+  model_upstream(mv, model, t, gphi, scratch);
   if (threadIdx.x < 32) warp_fit_coefficients(raw, W, fit_scratch.box, f, gphi, fit_scratch);
   __syncthreads();
 }
@@ -663,17 +696,18 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
   const WindowMoments<acc_t> window(val, H, W, best, r, t, scratch);  // syncs the zero fill
   __shared__ WindowMoments<acc_t> win_s;
   const WindowMoments<acc_t>& win = kFit ? share_window(win_s, window) : window;
-  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
   if constexpr (kFit) {
     __shared__ FitScratch fit_scratch;
     __shared__ SharedFit fit_state;
     if (fp.R > 0) {  // the fit's gradient, to the raw box (the estimate's and the score's stay below)
       const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
-      backward_fit(val, hr, win, k, H, W, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+      if (threadIdx.x == 0) fit_state.gx = ld(gc + 2 * m), fit_state.gy = ld(gc + 2 * m + 1);
+      backward_fit(val, hr, win, k, H, W, t, fp, fit_state, fit_scratch, scratch);
       if (fit_state.valid != 0 && threadIdx.x < 32)
         warp_fit_grad(FitBox(win.mi, win.mj, fp.R, H, W), fit_state, ro, W);
     }
   }
+  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);  // (read after the fit, which has them in shared memory)
   const double g_peak = ld(gs + m);
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < win.wh * win.ww; e += blockDim.x) {
@@ -886,13 +920,14 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
   };
   __shared__ WindowMoments<acc_t> win_s;
   const WindowMoments<acc_t>& win = share_window(win_s, WindowMoments<acc_t>(F, H, W, best, r, t, scratch));
-  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
-  const double g_peak = ld(gs + m);
   bool fitted = false;
   if (fp.R > 0) {  // the same for the block
-    backward_fit(F, raw_at, win, k, H, W, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+    if (threadIdx.x == 0) fit_state.gx = ld(gc + 2 * m), fit_state.gy = ld(gc + 2 * m + 1);
+    backward_fit(F, raw_at, win, k, H, W, t, fp, fit_state, fit_scratch, scratch);
     fitted = fit_state.valid != 0;
   }
+  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);  // (read after the fit, which has them in shared memory)
+  const double g_peak = ld(gs + m);
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < wrows * wcols; e += blockDim.x) {
     const int i = bx.wi0 + e / wcols, j = bx.wj0 + e % wcols, p = i * W + j;
