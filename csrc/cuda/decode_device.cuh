@@ -204,6 +204,7 @@ __device__ inline double fit_start_lam(const Val& F, int H, int W, int mi, int m
   const bool has[2] = {W >= 3, H >= 3};
   const int cj = has[0] ? min(max(mj, 1), W - 2) : mj, ci = has[1] ? min(max(mi, 1), H - 2) : mi;
   double f[2][3] = {{0, 0, 0}, {0, 0, 0}};
+#pragma unroll  // (f indexed at run time would be local memory: the fused kernels' 48 B stack frame)
   for (int e = 0; e < 3; ++e) {
     if (has[0]) f[0][e] = static_cast<double>(F(mi * W + cj - 1 + e));
     if (has[1]) f[1][e] = static_cast<double>(F((ci - 1 + e) * W + mj));
@@ -224,6 +225,7 @@ template <typename Val, typename Terms, typename F>
 __device__ inline void warp_contract_columns(const Val& h, int W, const FitBox& b, double y, double lam, double* tile,
                                              const Terms& terms, const F& f) {
   const int lane = threadIdx.x & 31;
+#pragma unroll 1
   for (int c0 = 0; c0 < b.cols; c0 += 32) {
     const int c = c0 + lane, j = b.j0 + c;
     double v[3] = {0.0, 0.0, 0.0};
@@ -285,6 +287,7 @@ __device__ inline void fit_separable_partials(const Val& h, int W, const FitBox&
     const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
     const double centre = axis == 0 ? y : x;
     double e[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+#pragma unroll 1  // (a box is rarely wider than 32: unrolled, its trip count's registers spilled)
     for (int a = lane; a < n; a += 32) {
       const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - centre, lam);
       e[0] += t.k * t.k;
@@ -337,6 +340,7 @@ __device__ inline void fit_second_partials(const Val& h, int W, const FitBox& b,
     const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
     const double centre = axis == 0 ? y : x;
     double e[3] = {0.0, 0.0, 0.0};
+#pragma unroll 1  // (a box is rarely wider than 32: unrolled, its trip count's registers spilled)
     for (int a = lane; a < n; a += 32) {
       const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - centre, lam);
       e[0] += t.k * t.pp;
@@ -950,6 +954,7 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
   // One store a pixel: Pack stores here (of zeros outside the boxes, or of each group's values)
   // made the fit's spills larger (benchmarks/kernel_resources.py).
   for (PixelWalk q(W); q.p < HW; q.next()) {
+    reread_shared();  // the fit (fit_state) where a pixel of its box needs it, not held in registers across the loop
     const int qi = q.i, qj = q.j;
     double v = 0;
     if (qi >= bx.oi0 && qi <= bx.oi1 && qj >= bx.oj0 && qj <= bx.oj1) {  // columns pass
