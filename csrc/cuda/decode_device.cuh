@@ -564,9 +564,11 @@ __device__ inline const WindowMoments<acc_t>& model_window(WindowMoments<acc_t>&
   return s;
 }
 
-// d loss / d (A, x, y, lam) of the corrected result for the upstream (gx, gy), with the block (all
-// threads must call it; the same result in every thread): (0, gx, gy, 0) minus the bias's,
-// sum over the window of (d loss / d M) dM / d(A, x, y, lam) (block_sum: scratch holds 4 kWarps).
+// d loss / d (A, x, y, lam) of the corrected result for the upstream (gx, gy) (mv.f's, in shared
+// memory), with the block (all threads must call it; the same result in every thread): (0, gx, gy,
+// 0) minus the bias's, sum over the window of (d loss / d M) dM / d(A, x, y, lam) (block_sum: scratch
+// holds 4 kWarps). The model window's moments (model) and the fit are reread from shared memory per
+// pixel (reread_shared).
 template <typename acc_t, int kCap>
 __device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const WindowMoments<acc_t>& model, acc_t t,
                                       double gphi[4], double* scratch) {
@@ -603,7 +605,7 @@ __device__ inline bool block_fit(const Filtered& F, const Raw& raw, const Window
 // fit_scratch warp_fit's.
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
-                                   const HalfTaps<acc_t, kCap>& k, int H, int W, int r, acc_t t,
+                                   const HalfTaps<acc_t, kCap>& k, int H, int W, acc_t t,
                                    const FitParams& fp, SharedFit& f, FitScratch& fit_scratch, double* scratch, double& x,
                                    double& y) {
   if (fp.R == 0 || !block_fit(F, raw, win, H, W, fp, f, fit_scratch)) {  // the same for the block
@@ -619,7 +621,9 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
 // The backward's fit (fp.R > 0), with the block (all threads must call it): the forward's fit
 // recomputed by the first warp (the same bits, so the same `valid`), shared in f; where it is
 // valid, the upstream through the bias (model_upstream) and the first warp's gradient coefficients
-// (warp_fit_coefficients), in f.coef. Ends with a barrier. Scratch as forward_fit's (fit_scratch:
+// (warp_fit_coefficients), in f.coef. The upstream d loss / d (x, y) is f.gx, f.gy, written by the
+// block's thread 0 before the call (block_fit's barrier orders it): held in registers across the fit
+// by every thread, gx and gy spilled. Ends with a barrier. Scratch as forward_fit's (fit_scratch:
 // warp_fit_coefficients').
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
@@ -641,7 +645,7 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
 // soft-argmax kernels are compiled for 8 blocks per SM (32 registers, a full SM; with double
 // maps, which spill at 32, the forward for 6 and the backward for 4) without spilling, where the
 // fit's double-precision iteration is held to kFitMinBlocks blocks per SM (64 registers, where it
-// spills; benchmarks/kernel_resources.py).
+// keeps its state in shared memory so as not to spill; benchmarks/kernel_resources.py).
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
 __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t) == 8 ? 6 : 8))
     decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
@@ -662,7 +666,7 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
   if constexpr (kFit) {
     __shared__ FitScratch fit_scratch;
     __shared__ SharedFit fit_state;
-    forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, r, t, fp, fit_state, fit_scratch,
+    forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, t, fp, fit_state, fit_scratch,
                 scratch, x, y);
   } else {
     x = win.x(), y = win.y();
@@ -822,7 +826,7 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
   __shared__ WindowMoments<acc_t> win_s;
   const WindowMoments<acc_t>& win = share_window(win_s, WindowMoments<acc_t>(F, H, W, best, r, t, scratch));
   double x, y;  // with the fit of the raw map in shared memory
-  forward_fit(F, [&](int p) { return static_cast<double>(raw[p]); }, win, k, H, W, r, t, fp, fit_state,
+  forward_fit(F, [&](int p) { return static_cast<double>(raw[p]); }, win, k, H, W, t, fp, fit_state,
               fit_scratch, scratch, x, y);
   if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, win.best);
 }
