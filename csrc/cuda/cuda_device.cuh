@@ -152,9 +152,10 @@ constexpr int kWarps = kThreads / 32;
 
 // The decode kernels with the Gaussian fit are compiled for this many blocks per SM
 // (__launch_bounds__), which caps their registers at 65536 / (kThreads x it): 64 at the default 4,
-// where the fit's double-precision iteration spills. A build may set another (the environment
-// variable SHR_FIT_MIN_BLOCKS, which setup.py passes to nvcc; build_info() reports it), to trade
-// occupancy for spills: benchmarks/kernel_resources.py lists both for 4, 3 and 2.
+// where the fit's double-precision iteration fits without spilling (its state, the model window and
+// the upstream live in shared memory: cuda/decode_device.cuh). A build may set another (the
+// environment variable SHR_FIT_MIN_BLOCKS, which setup.py passes to nvcc; build_info() reports it):
+// benchmarks/kernel_resources.py lists the registers and spills for 4, 3 and 2.
 #ifndef SHR_FIT_MIN_BLOCKS
 #define SHR_FIT_MIN_BLOCKS 4
 #endif

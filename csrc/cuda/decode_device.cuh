@@ -83,6 +83,18 @@ __device__ inline int block_argmax(const in_t* base, const in_t* h, int n, acc_t
   return reduce_argmax(bv, bi, sv, si);
 }
 
+// A compiler barrier (no instruction): values in shared memory are read from there again after it,
+// rather than kept in registers from before it (or hoisted out of a loop whose body begins with it).
+// The fit kernels use it where values parked in shared memory, kept in registers instead, spilled:
+// lane 0's serial steps of the fit (the moments, then fit_start, then fit_propose: the moments were
+// held across fit_start's division, a call to the double division's slow path), and the model
+// window's loops (the window and the fit, reread for each pixel).
+__device__ __forceinline__ void reread_shared() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("" ::: "memory");
+#endif
+}
+
 // Softmax moments of the clipped window around `best`: {sum w, sum w*dx, sum w*dy}, of the values
 // val(p) (p = i * W + j, in acc_t: the map's, or the pre-filtered map's). Weights in acc_t, sums
 // in double (as the CPU kernel; the window is small, so this costs little).
@@ -192,6 +204,7 @@ __device__ inline double fit_start_lam(const Val& F, int H, int W, int mi, int m
   const bool has[2] = {W >= 3, H >= 3};
   const int cj = has[0] ? min(max(mj, 1), W - 2) : mj, ci = has[1] ? min(max(mi, 1), H - 2) : mi;
   double f[2][3] = {{0, 0, 0}, {0, 0, 0}};
+#pragma unroll  // (f indexed at run time would be local memory: the fused kernels' 48 B stack frame)
   for (int e = 0; e < 3; ++e) {
     if (has[0]) f[0][e] = static_cast<double>(F(mi * W + cj - 1 + e));
     if (has[1]) f[1][e] = static_cast<double>(F((ci - 1 + e) * W + mj));
@@ -212,6 +225,7 @@ template <typename Val, typename Terms, typename F>
 __device__ inline void warp_contract_columns(const Val& h, int W, const FitBox& b, double y, double lam, double* tile,
                                              const Terms& terms, const F& f) {
   const int lane = threadIdx.x & 31;
+#pragma unroll 1
   for (int c0 = 0; c0 < b.cols; c0 += 32) {
     const int c = c0 + lane, j = b.j0 + c;
     double v[3] = {0.0, 0.0, 0.0};
@@ -273,6 +287,7 @@ __device__ inline void fit_separable_partials(const Val& h, int W, const FitBox&
     const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
     const double centre = axis == 0 ? y : x;
     double e[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+#pragma unroll 1  // (a box is rarely wider than 32: unrolled, its trip count's registers spilled)
     for (int a = lane; a < n; a += 32) {
       const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - centre, lam);
       e[0] += t.k * t.k;
@@ -325,6 +340,7 @@ __device__ inline void fit_second_partials(const Val& h, int W, const FitBox& b,
     const int n = axis == 0 ? b.rows : b.cols, pos0 = axis == 0 ? b.i0 : b.j0;
     const double centre = axis == 0 ? y : x;
     double e[3] = {0.0, 0.0, 0.0};
+#pragma unroll 1  // (a box is rarely wider than 32: unrolled, its trip count's registers spilled)
     for (int a = lane; a < n; a += 32) {
       const fit::AxisTerms t = fit::axis_terms(static_cast<double>(pos0 + a) - centre, lam);
       e[0] += t.k * t.pp;
@@ -338,6 +354,7 @@ __device__ inline void fit_second_partials(const Val& h, int W, const FitBox& b,
 // The fit's result as the block shares it: the first warp's lane 0 writes it, then a barrier.
 struct SharedFit {
   double valid, A, x, y, lam, coef[4];
+  double gx, gy;  // the backward's upstream d loss / d (x, y) (backward_fit's)
   __device__ void set(const fit::Result& r) {
     valid = r.valid ? 1.0 : 0.0;
     A = r.A, x = r.x, y = r.y, lam = r.lam;
@@ -398,7 +415,9 @@ __device__ inline void warp_fit(const Val& h, int W, const FitBox& b, double x0,
   warp_dots(h, W, fs.box, fs.state.xt, fs.state.yt, fs.state.lt, fs);
   if (lane0) {
     moments_of_dots(fs.dots, fs[0]);
+    reread_shared();
     fit::fit_start(fs.state, fs[0], fs.state.xt, fs.state.yt, fs.state.lt, fs.box.cols >= 2, fs.box.rows >= 2, stop);
+    reread_shared();
     fs.go = fit::fit_propose(fs.state, fs[fs.state.cur], fs.N, fs.g) ? 1 : 0;
   }
   __syncwarp(0xffffffffu);
@@ -495,43 +514,75 @@ template <typename acc_t, int kCap>
 struct ModelValues {
   const HalfTaps<acc_t, kCap>& k;
   int H, W;
-  double A, x, y, lam;
-  __device__ ModelValues(const HalfTaps<acc_t, kCap>& k_, int H_, int W_, const SharedFit& f)
-      : k(k_), H(H_), W(W_), A(f.A), x(f.x), y(f.y), lam(f.lam) {}
+  const SharedFit& f;  // A, x, y, lam: read where used (shared memory), not held in registers
+  __device__ ModelValues(const HalfTaps<acc_t, kCap>& k_, int H_, int W_, const SharedFit& f_)
+      : k(k_), H(H_), W(W_), f(f_) {}
   __device__ double tap(int d) const {
     const int e = d - k.r;
     return static_cast<double>(k.half[e < 0 ? -e : e]);
   }
   __device__ fit::BlurredTerms row(int i) const {
     return fit::blurred_terms(i, [&](int d) { return tap(d); }, k.r, H,
-                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - y, lam); });
+                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - f.y, f.lam); });
   }
   __device__ fit::BlurredTerms col(int j) const {
     return fit::blurred_terms(j, [&](int d) { return tap(d); }, k.r, W,
-                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - x, lam); });
+                              [&](int64_t q) { return fit::axis_terms(static_cast<double>(q) - f.x, f.lam); });
   }
   __device__ acc_t operator()(int p) const {
     const int i = p / W;
-    return static_cast<acc_t>(fit::model_value(A, row(i), col(p - i * W)));
+    return static_cast<acc_t>(fit::model_value(f.A, row(i), col(p - i * W)));
   }
 };
 
-// d loss / d (A, x, y, lam) of the corrected result for the upstream (gx, gy), with the block (all
-// threads must call it; the same result in every thread): (0, gx, gy, 0) minus the bias's,
-// sum over the window of (d loss / d M) dM / d(A, x, y, lam) (block_sum: scratch holds 4 kWarps).
+// The model's window moments (WindowMoments' arithmetic, the same bits) into s in the block's shared
+// memory, over the window of win (the same argmax and radius: the same box), with the block (all
+// threads must call it; ends with a barrier). Each pixel rereads the window's box and the fit from
+// shared memory (reread_shared) rather than hold them in registers beside the model's exponentials,
+// where they spilled.
+template <typename acc_t, typename Val>
+__device__ inline const WindowMoments<acc_t>& model_window(WindowMoments<acc_t>& s, const WindowMoments<acc_t>& win,
+                                                           const Val& val, int W, acc_t t, double* scratch) {
+  if (threadIdx.x == 0) {
+    s.best = win.best, s.mi = win.mi, s.mj = win.mj, s.i0 = win.i0, s.j0 = win.j0, s.wh = win.wh, s.ww = win.ww;
+    s.peak = val(win.best);
+  }
+  __syncthreads();
+  double m[3] = {0.0, 0.0, 0.0};
+  for (int k = threadIdx.x; k < s.wh * s.ww; k += blockDim.x) {
+    reread_shared();
+    const int a = k / s.ww, b = k - a * s.ww;
+    const int i = s.i0 + a, j = s.j0 + b;
+    const double w = s.weight(val(i * W + j), t);
+    m[0] += w;
+    m[1] += w * static_cast<double>(j - s.mj);
+    m[2] += w * static_cast<double>(i - s.mi);
+  }
+  block_sum<double, 3>(m, scratch);
+  if (threadIdx.x == 0) s.sum = m[0], s.mx = m[1] / m[0], s.my = m[2] / m[0];
+  __syncthreads();
+  return s;
+}
+
+// d loss / d (A, x, y, lam) of the corrected result for the upstream (gx, gy) (mv.f's, in shared
+// memory), with the block (all threads must call it; the same result in every thread): (0, gx, gy,
+// 0) minus the bias's, sum over the window of (d loss / d M) dM / d(A, x, y, lam) (block_sum: scratch
+// holds 4 kWarps). The model window's moments (model) and the fit are reread from shared memory per
+// pixel (reread_shared).
 template <typename acc_t, int kCap>
-__device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const WindowMoments<acc_t>& model, double gx,
-                                      double gy, acc_t t, double gphi[4], double* scratch) {
+__device__ inline void model_upstream(const ModelValues<acc_t, kCap>& mv, const WindowMoments<acc_t>& model, acc_t t,
+                                      double gphi[4], double* scratch) {
   double s[4] = {0.0, 0.0, 0.0, 0.0};
   const double scale = static_cast<double>(t) / model.sum;
   for (int e = threadIdx.x; e < model.wh * model.ww; e += blockDim.x) {
+    reread_shared();  // model and mv.f: in shared memory
     const int i = model.i0 + e / model.ww, j = model.j0 + e % model.ww;
     const fit::BlurredTerms ty = mv.row(i), tx = mv.col(j);
-    const acc_t M = static_cast<acc_t>(fit::model_value(mv.A, ty, tx));
-    fit::add_model_grad(model.grad_at(M, i, j, gx, gy, scale, t), mv.A, ty, tx, s);
+    const acc_t M = static_cast<acc_t>(fit::model_value(mv.f.A, ty, tx));
+    fit::add_model_grad(model.grad_at(M, i, j, mv.f.gx, mv.f.gy, scale, t), mv.f.A, ty, tx, s);
   }
   block_sum<double, 4>(s, scratch);
-  gphi[0] = -s[0], gphi[1] = gx - s[1], gphi[2] = gy - s[2], gphi[3] = -s[3];
+  gphi[0] = -s[0], gphi[1] = mv.f.gx - s[1], gphi[2] = mv.f.gy - s[2], gphi[3] = -s[3];
 }
 
 // The fit by the block's first warp, shared in f (all threads must call it); whether it is valid,
@@ -554,14 +605,15 @@ __device__ inline bool block_fit(const Filtered& F, const Raw& raw, const Window
 // fit_scratch warp_fit's.
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
-                                   const HalfTaps<acc_t, kCap>& k, int H, int W, int r, acc_t t,
+                                   const HalfTaps<acc_t, kCap>& k, int H, int W, acc_t t,
                                    const FitParams& fp, SharedFit& f, FitScratch& fit_scratch, double* scratch, double& x,
                                    double& y) {
   if (fp.R == 0 || !block_fit(F, raw, win, H, W, fp, f, fit_scratch)) {  // the same for the block
     x = win.x(), y = win.y();
     return;
   }
-  const WindowMoments<acc_t> model(ModelValues<acc_t, kCap>(k, H, W, f), H, W, win.best, r, t, scratch);
+  __shared__ WindowMoments<acc_t> model_s;
+  const WindowMoments<acc_t>& model = model_window(model_s, win, ModelValues<acc_t, kCap>(k, H, W, f), W, t, scratch);
   x = (static_cast<double>(win.mj) + win.mx) - (static_cast<double>(win.mj) + model.mx) + f.x;
   y = (static_cast<double>(win.mi) + win.my) - (static_cast<double>(win.mi) + model.my) + f.y;
 }
@@ -569,18 +621,20 @@ __device__ inline void forward_fit(const Filtered& F, const Raw& raw, const Wind
 // The backward's fit (fp.R > 0), with the block (all threads must call it): the forward's fit
 // recomputed by the first warp (the same bits, so the same `valid`), shared in f; where it is
 // valid, the upstream through the bias (model_upstream) and the first warp's gradient coefficients
-// (warp_fit_coefficients), in f.coef. Ends with a barrier. Scratch as forward_fit's (fit_scratch:
+// (warp_fit_coefficients), in f.coef. The upstream d loss / d (x, y) is f.gx, f.gy, written by the
+// block's thread 0 before the call (block_fit's barrier orders it): held in registers across the fit
+// by every thread, gx and gy spilled. Ends with a barrier. Scratch as forward_fit's (fit_scratch:
 // warp_fit_coefficients').
 template <typename acc_t, int kCap, typename Filtered, typename Raw>
 __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const WindowMoments<acc_t>& win,
-                                    const HalfTaps<acc_t, kCap>& k, int H, int W, int r, acc_t t, double gx,
-                                    double gy, const FitParams& fp, SharedFit& f, FitScratch& fit_scratch,
-                                    double* scratch) {
+                                    const HalfTaps<acc_t, kCap>& k, int H, int W, acc_t t, const FitParams& fp,
+                                    SharedFit& f, FitScratch& fit_scratch, double* scratch) {
   if (!block_fit(F, raw, win, H, W, fp, f, fit_scratch)) return;
   const ModelValues<acc_t, kCap> mv(k, H, W, f);
-  const WindowMoments<acc_t> model(mv, H, W, win.best, r, t, scratch);
+  __shared__ WindowMoments<acc_t> model_s;
+  const WindowMoments<acc_t>& model = model_window(model_s, win, mv, W, t, scratch);
   double gphi[4];
-  model_upstream(mv, model, gx, gy, t, gphi, scratch);
+  model_upstream(mv, model, t, gphi, scratch);
   if (threadIdx.x < 32) warp_fit_coefficients(raw, W, fit_scratch.box, f, gphi, fit_scratch);
   __syncthreads();
 }
@@ -591,7 +645,7 @@ __device__ inline void backward_fit(const Filtered& F, const Raw& raw, const Win
 // soft-argmax kernels are compiled for 8 blocks per SM (32 registers, a full SM; with double
 // maps, which spill at 32, the forward for 6 and the backward for 4) without spilling, where the
 // fit's double-precision iteration is held to kFitMinBlocks blocks per SM (64 registers, where it
-// spills; benchmarks/kernel_resources.py).
+// keeps its state in shared memory so as not to spill; benchmarks/kernel_resources.py).
 template <typename in_t, typename raw_t, typename acc_t, int kCap, bool kFit>
 __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t) == 8 ? 6 : 8))
     decode_kernel(const in_t* __restrict__ hm, const raw_t* __restrict__ raw, acc_t* __restrict__ coords,
@@ -612,7 +666,7 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
   if constexpr (kFit) {
     __shared__ FitScratch fit_scratch;
     __shared__ SharedFit fit_state;
-    forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, r, t, fp, fit_state, fit_scratch,
+    forward_fit(val, GlobalValues<raw_t, double>{raw + m * HW}, win, k, H, W, t, fp, fit_state, fit_scratch,
                 scratch, x, y);
   } else {
     x = win.x(), y = win.y();
@@ -650,17 +704,18 @@ __global__ void __launch_bounds__(kThreads, kFit ? kFitMinBlocks : (sizeof(acc_t
   const WindowMoments<acc_t> window(val, H, W, best, r, t, scratch);  // syncs the zero fill
   __shared__ WindowMoments<acc_t> win_s;
   const WindowMoments<acc_t>& win = kFit ? share_window(win_s, window) : window;
-  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
   if constexpr (kFit) {
     __shared__ FitScratch fit_scratch;
     __shared__ SharedFit fit_state;
     if (fp.R > 0) {  // the fit's gradient, to the raw box (the estimate's and the score's stay below)
       const GlobalValues<raw_t, double> hr{raw + m * static_cast<int64_t>(HW)};
-      backward_fit(val, hr, win, k, H, W, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+      if (threadIdx.x == 0) fit_state.gx = ld(gc + 2 * m), fit_state.gy = ld(gc + 2 * m + 1);
+      backward_fit(val, hr, win, k, H, W, t, fp, fit_state, fit_scratch, scratch);
       if (fit_state.valid != 0 && threadIdx.x < 32)
         warp_fit_grad(FitBox(win.mi, win.mj, fp.R, H, W), fit_state, ro, W);
     }
   }
+  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);  // (read after the fit, which has them in shared memory)
   const double g_peak = ld(gs + m);
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < win.wh * win.ww; e += blockDim.x) {
@@ -771,7 +826,7 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
   __shared__ WindowMoments<acc_t> win_s;
   const WindowMoments<acc_t>& win = share_window(win_s, WindowMoments<acc_t>(F, H, W, best, r, t, scratch));
   double x, y;  // with the fit of the raw map in shared memory
-  forward_fit(F, [&](int p) { return static_cast<double>(raw[p]); }, win, k, H, W, r, t, fp, fit_state,
+  forward_fit(F, [&](int p) { return static_cast<double>(raw[p]); }, win, k, H, W, t, fp, fit_state,
               fit_scratch, scratch, x, y);
   if (threadIdx.x == 0) write_decode_outputs(coords, scores, index, m, x, y, win.peak, win.best);
 }
@@ -873,13 +928,14 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
   };
   __shared__ WindowMoments<acc_t> win_s;
   const WindowMoments<acc_t>& win = share_window(win_s, WindowMoments<acc_t>(F, H, W, best, r, t, scratch));
-  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);
-  const double g_peak = ld(gs + m);
   bool fitted = false;
   if (fp.R > 0) {  // the same for the block
-    backward_fit(F, raw_at, win, k, H, W, r, t, gx, gy, fp, fit_state, fit_scratch, scratch);
+    if (threadIdx.x == 0) fit_state.gx = ld(gc + 2 * m), fit_state.gy = ld(gc + 2 * m + 1);
+    backward_fit(F, raw_at, win, k, H, W, t, fp, fit_state, fit_scratch, scratch);
     fitted = fit_state.valid != 0;
   }
+  const double gx = ld(gc + 2 * m), gy = ld(gc + 2 * m + 1);  // (read after the fit, which has them in shared memory)
+  const double g_peak = ld(gs + m);
   const double scale = static_cast<double>(t) / win.sum;
   for (int e = threadIdx.x; e < wrows * wcols; e += blockDim.x) {
     const int i = bx.wi0 + e / wcols, j = bx.wj0 + e % wcols, p = i * W + j;
@@ -902,6 +958,7 @@ __global__ void __launch_bounds__(kThreads, kFitMinBlocks)
   // One store a pixel: Pack stores here (of zeros outside the boxes, or of each group's values)
   // made the fit's spills larger (benchmarks/kernel_resources.py).
   for (PixelWalk q(W); q.p < HW; q.next()) {
+    reread_shared();  // the fit (fit_state) where a pixel of its box needs it, not held in registers across the loop
     const int qi = q.i, qj = q.j;
     double v = 0;
     if (qi >= bx.oi0 && qi <= bx.oi1 && qj >= bx.oj0 && qj <= bx.oj1) {  // columns pass
