@@ -390,14 +390,21 @@ def docs_section(rows: list[dict], info: dict) -> str:
               "", "The nvcc command of each file (NAME_kernel.cu):", "", "```bash", info["command"], "```", ""]
     lines += markdown_table(rows)
     if info.get("fit_sweep"):
+        sweep = info["fit_sweep"]
+        default = sweep.get(info["fit_min_blocks"], sweep.get(str(info["fit_min_blocks"]), []))
+        spills = any(r["spill_stores"] or r["spill_loads"] for r in default if is_fit_sweep_kernel(r["kernel"]))
+        trade = ("Only the block's first warp runs the fit, so its spills are that warp's local memory; whether "
+                 "fewer resident blocks without spills beat more with them" if spills else
+                 "At the default no fit kernel spills; a lower setting gives the compiler more registers (it "
+                 "could keep in them what the kernels reread from shared memory) for fewer resident warps, and "
+                 "whether that pays")
         lines += ["", "### The fit kernels' register cap", "",
                   "The decode kernels with the Gaussian fit are compiled for `kFitMinBlocks` = "
                   f"{info['fit_min_blocks']} blocks per SM (csrc/cuda/cuda_device.cuh), which caps their registers; "
                   "decode_kernel.cu compiled again with `-DSHR_FIT_MIN_BLOCKS=N` for each N below "
                   f"(in {info['sweep_seconds']:.0f} s) gives what each cap costs (float and double maps, the small "
-                  "tap capacity; the other instantiations follow their dtype). Only the block's first warp runs "
-                  "the fit, so its spills are that warp's local memory; whether fewer resident blocks without "
-                  "spills beat more with them is for a GPU run to measure: build with `SHR_FIT_MIN_BLOCKS=N` in "
+                  f"tap capacity; the other instantiations follow their dtype). {trade} "
+                  "is for a GPU run to measure: build with `SHR_FIT_MIN_BLOCKS=N` in "
                   "the environment (setup.py; `shr_ops.build_info()['fit_min_blocks']` reports it) and compare "
                   "the decode benchmarks.", ""]
         lines += fit_sweep_table(info["fit_sweep"])
