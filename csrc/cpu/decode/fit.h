@@ -24,10 +24,16 @@ struct FitAxis {
     k.resize(n), p.resize(n), l.resize(n);
     if (second) pp.resize(n), pl.resize(n), ll.resize(n);
     fit::gaussian_row(pos0, n, c, lam, k.data());
+    if (!second) {  // p and l as fit::axis_terms_of computes them, without the second-order terms
+      for (int64_t a = 0; a < n; ++a) {
+        const double u = static_cast<double>(pos0 + a) - c, uk = u * k[a];
+        p[a] = 2 * lam * uk, l[a] = -u * uk;
+      }
+      return;
+    }
     for (int64_t a = 0; a < n; ++a) {
       const fit::AxisTerms t = fit::axis_terms_of(static_cast<double>(pos0 + a) - c, lam, k[a]);
-      k[a] = t.k, p[a] = t.p, l[a] = t.l;
-      if (second) pp[a] = t.pp, pl[a] = t.pl, ll[a] = t.ll;
+      k[a] = t.k, p[a] = t.p, l[a] = t.l, pp[a] = t.pp, pl[a] = t.pl, ll[a] = t.ll;
     }
   }
 };
@@ -54,10 +60,13 @@ struct GaussianFit {
   void load(const in_t* h, int64_t W, const Box& box) {
     b = box;
     ld = (b.cols() + kBlock - 1) / kBlock * kBlock;
-    S.assign(b.rows() * ld, 0.0);
+    S.resize(b.rows() * ld);
     V.resize(6 * ld);
-    for (int64_t i = b.i0; i <= b.i1; ++i)
-      for (int64_t j = b.j0; j <= b.j1; ++j) S[(i - b.i0) * ld + (j - b.j0)] = static_cast<double>(h[i * W + j]);
+    for (int64_t i = b.i0; i <= b.i1; ++i) {
+      double* row = S.data() + (i - b.i0) * ld;
+      for (int64_t j = b.j0; j <= b.j1; ++j) row[j - b.j0] = static_cast<double>(h[i * W + j]);
+      std::fill(row + b.cols(), row + ld, 0.0);
+    }
   }
 
   // V's first NT tables: column j of table t is sum_a w_t[a] S[a][j], summed down the rows in
