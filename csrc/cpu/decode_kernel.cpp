@@ -100,15 +100,16 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
     std::vector<acc_t> wv, sv;
     std::vector<in_t> rowmax;
     GaussianFit gf;
+    gf.ahead = &s.ahead;
     ModelWindow<acc_t> mw;
     for (int64_t m = begin; m < end; ++m) {
       const in_t* h = hm + m * HW;
-      const in_t* ahead = m + 1 < end ? h + HW : nullptr;
+      const in_t* next = m + 1 < end ? h + HW : nullptr;  // read ahead while this map is worked on
       int64_t best;
       double x, y;
       acc_t peak;
       if (!f.on()) {
-        best = map_argmax(h, H, W, rowmax, ahead);
+        best = map_argmax(h, H, W, rowmax, next);  // the search is nearly all: next asked for row by row
         const Window<acc_t> win(View<in_t>{h, 0, 0, W}, window_box(best / W, best % W, r, H, W), best / W, best % W,
                                 t);
         x = static_cast<double>(win.mj) + win.mx;
@@ -116,7 +117,8 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
         peak = win.peak;
       } else {
         Box sb;
-        best = blurred_argmax(h, H, W, f, r, s, rowmax, sb, ahead);
+        s.ahead.start(next, HW * static_cast<int64_t>(sizeof(in_t)));  // asked for a few lines at a time
+        best = blurred_argmax(h, H, W, f, r, s, rowmax, sb);
         const int64_t mi = best / W, mj = best % W;
         const Box wb = window_box(mi, mj, r, H, W);
         View<acc_t> v{s.box.data(), sb.i0, sb.j0, padded_cols(sb.cols())};  // the window is usually inside it
@@ -126,7 +128,7 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
           v = View<acc_t>{wv.data(), wb.i0, wb.j0, ld};
           vb = wb;
         }
-        const Window<acc_t> win(v, wb, mi, mj, t);
+        const Window<acc_t> win(v, wb, mi, mj, t, &s.ahead);
         x = win.x();
         y = win.y();
         peak = win.peak;
@@ -134,11 +136,12 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
           const fit::Result fr = fit_window(gf, h, H, W, win, v, vb, f, s, sv, R, stop);
           if (fr.valid) {  // the estimate corrected by its own bias on the fitted model
             mw.fill(fr, wb, f.k, H, W, false);
-            const Window<acc_t> model(mw.view(), wb, mi, mj, t);
+            const Window<acc_t> model(mw.view(), wb, mi, mj, t, &s.ahead);
             x = (static_cast<double>(mj) + win.mx) - (static_cast<double>(mj) + model.mx) + fr.x;
             y = (static_cast<double>(mi) + win.my) - (static_cast<double>(mi) + model.my) + fr.y;
           }
         }
+        s.ahead.finish();
       }
       coords[2 * m] = static_cast<acc_t>(x);
       coords[2 * m + 1] = static_cast<acc_t>(y);

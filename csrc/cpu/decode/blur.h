@@ -39,6 +39,7 @@ struct Blur {
 template <typename acc_t>
 struct Scratch {
   std::vector<acc_t> rows, line, box, bound, maxima;  // maxima: clamped row or column maxima
+  Ahead ahead;  // the next map's read, stepped by the filter's rows (the decode forward's; idle otherwise)
 };
 
 // dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps. With `sym` (all 2r + 1 taps of the
@@ -157,6 +158,7 @@ int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<a
   // Where the columns read lie inside the frame and the map is in acc_t, its rows are read in place.
   const bool in_place = std::is_same<in_t, acc_t>::value && b.j0 - r >= 0 && b.j0 - r + n + 2 * r <= W;
   for (int64_t i = ra; i <= rz; ++i) {
+    s.ahead.step();
     const acc_t* src = line;
     if (in_place)
       src = reinterpret_cast<const acc_t*>(h + i * W + (b.j0 - r));
@@ -166,6 +168,7 @@ int64_t blur_box(const in_t* h, int64_t H, int64_t W, const Box& b, const Blur<a
   }
   out.resize(b.rows() * n);
   for (int64_t i = b.i0; i <= b.i1; ++i) {
+    s.ahead.step();
     // Tap d reads row i + d - r.
     const int64_t d0 = std::max<int64_t>(0, ra - (i - r)), d1 = std::min<int64_t>(taps - 1, rz - (i - r));
     correlate(s.rows.data() + (i - r + d0 - ra) * n, n, k + d0, d1 - d0 + 1, n, out.data() + (i - b.i0) * n,

@@ -12,6 +12,7 @@
 
 #include "../../decode_fit.h"
 #include "box.h"
+#include "simd.h"
 
 namespace shr_ops {
 namespace cpu {
@@ -54,6 +55,7 @@ struct GaussianFit {
   std::vector<double> S;     // the box's raw values, rows x ld (the columns past the box: 0)
   std::vector<double> V;     // 6 x ld: the rows contracted with ty's k, p, l, pp, pl, ll
   FitAxis ty, tx;
+  Ahead* ahead = nullptr;    // the next map's read, stepped twice a column block (the decode forward's), or nullptr
   const double* Vt(int t) const { return V.data() + t * ld; }
 
   template <typename in_t>
@@ -77,6 +79,7 @@ struct GaussianFit {
     const double* w[6] = {ty.k.data(), ty.p.data(), ty.l.data(), ty.pp.data(), ty.pl.data(), ty.ll.data()};
     for (int64_t j = 0; j < ld; j += kBlock) {
       double acc[NT][kBlock] = {};
+      if (ahead != nullptr) ahead->step(2 * Ahead::kLines);
       for (int64_t a = 0; a < nr; ++a) {
         const double* row = S.data() + a * ld + j;
         for (int t = 0; t < NT; ++t) {

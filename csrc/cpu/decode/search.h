@@ -348,11 +348,11 @@ inline void column_maxima<double, double>(const double* h, int64_t n, int64_t ld
 // padded_cols(search.cols()), as blur_box writes them).
 template <typename in_t, typename acc_t>
 int64_t blurred_argmax(const in_t* h, int64_t H, int64_t W, const Blur<acc_t>& f, int64_t window_r,
-                       Scratch<acc_t>& s, std::vector<in_t>& rowmax, Box& search, const in_t* ahead) {
+                       Scratch<acc_t>& s, std::vector<in_t>& rowmax, Box& search) {
   const int64_t r = f.r;
   search = Box{0, H - 1, 0, W - 1};
   rowmax.resize(H);
-  if (row_maxima(h, H, W, rowmax.data(), ahead)) {
+  if (row_maxima(h, H, W, rowmax.data())) {
     const int64_t raw = argmax_by_rows(h, H, W, rowmax.data());
     // The decode window around the raw argmax, grown by one pixel: the filtered argmax is usually
     // in it, and its window then too.

@@ -16,7 +16,8 @@ namespace cpu {
 
 // Asks for row i of the map at `ahead` (the next map; nullptr: none) to be brought into the L2
 // cache (not L1, which holds the current map for the filter and the window): while one map is
-// searched, its successor streams in, row by row.
+// searched, its successor streams in, row by row (the decode without the pre-filter, whose
+// search is nearly all of its work; with it, Ahead below).
 template <typename T>
 inline void prefetch_row(const T* ahead, int64_t i, int64_t W) {
 #if defined(__SSE2__)
@@ -30,6 +31,35 @@ inline void prefetch_row(const T* ahead, int64_t i, int64_t W) {
   (void)W;
 #endif
 }
+
+// The next map, asked for (into the L2 cache, as prefetch_row) a few cache lines at a time by the
+// loops that work on the current map (the filter's rows, the window's rows, the fit's column
+// blocks), so that its read overlaps their computation: a core has only about a dozen lines in
+// flight, so asking for a whole map at once (prefetch_row on every row of the search's read)
+// stalls until most of it has arrived, while a few lines at a time arrive as fast as the memory
+// delivers them. start() at each map, step() in the loops, finish() after the map (what is left).
+class Ahead {
+ public:
+  static constexpr int64_t kLines = 4;  // cache lines a step
+  void start(const void* next, int64_t bytes) {
+    p_ = static_cast<const char*>(next);
+    end_ = next == nullptr ? nullptr : p_ + bytes;
+  }
+  void step(int64_t lines = kLines) {
+#if defined(__SSE2__)
+    for (int64_t l = 0; l < lines && p_ < end_; ++l, p_ += 64) _mm_prefetch(p_, _MM_HINT_T1);
+#else
+    (void)lines;
+#endif
+  }
+  void finish() {
+    while (p_ < end_) step();
+  }
+
+ private:
+  const char* p_ = nullptr;
+  const char* end_ = nullptr;
+};
 
 #if defined(__SSE2__)
 // SSE2: 4 floats or 2 doubles per instruction. _mm_max_p* returns its second operand when either

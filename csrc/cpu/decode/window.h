@@ -104,8 +104,10 @@ struct Window {
   int64_t mi, mj;
   acc_t peak;
   double sum, mx, my;  // mx, my: mean offsets
+  // ahead: the next map's read, stepped a row at a time (the decode forward's), or nullptr.
   template <typename V>
-  Window(const V& h, const Box& box, int64_t mi_, int64_t mj_, acc_t t) : w(box), mi(mi_), mj(mj_) {
+  Window(const V& h, const Box& box, int64_t mi_, int64_t mj_, acc_t t, Ahead* ahead = nullptr)
+      : w(box), mi(mi_), mj(mj_) {
     peak = static_cast<acc_t>(h(mi, mj));
     const float* tail = nullptr;  // the rows' last vectors of weights, when computed together
 #if defined(__SSE2__)
@@ -117,6 +119,7 @@ struct Window {
     double s = 0, sx = 0, sy = 0;
     for (int64_t i = w.i0; i <= w.i1; ++i) {
       double srow = 0, sxrow = 0;
+      if (ahead != nullptr) ahead->step();
       row_sums(h, i, t, tail, srow, sxrow);
       s += srow;
       sx += sxrow;
