@@ -20,7 +20,8 @@
 // (colmax: column maxima, clamped at 0, over the rows the candidate rows' filter reads); rows and
 // columns whose bound is below L hold no maximum. When every candidate lies in the filtered
 // window (the usual case: one peak) its argmax is the answer; otherwise the candidates' box (with
-// the window) is filtered and searched. Flat, non-positive or non-finite maps are filtered whole.
+// the window) is filtered and searched. Flat, non-positive or non-finite maps (and maps whose sum
+// overflows: search.h's finiteness check) are filtered whole.
 // Filtering is separable (rows, then columns), vectorised over output columns with the partial
 // sums in registers, mirrored taps added before their one multiplication; a filtered value
 // depends only on its position, so every path (search, window, backward) sees the same bits.

@@ -39,7 +39,8 @@ struct Blur {
 template <typename acc_t>
 struct Scratch {
   std::vector<acc_t> rows, line, box, bound, maxima;  // maxima: clamped row or column maxima
-  Ahead ahead;  // the next map's read, stepped by the filter's rows (the decode forward's; idle otherwise)
+  Ahead ahead;  // the next map's read (the decode forward's; idle otherwise): stepped by the filter's
+                // rows here, and by Window's rows and GaussianFit's column blocks through pointers
 };
 
 // dst[c] = sum_d k[d] src[c + d * step] for c < n, d < taps. With `sym` (all 2r + 1 taps of the

@@ -55,7 +55,7 @@ struct GaussianFit {
   std::vector<double> S;     // the box's raw values, rows x ld (the columns past the box: 0)
   std::vector<double> V;     // 6 x ld: the rows contracted with ty's k, p, l, pp, pl, ll
   FitAxis ty, tx;
-  Ahead* ahead = nullptr;    // the next map's read, stepped twice a column block (the decode forward's), or nullptr
+  Ahead* ahead = nullptr;    // the next map's read, 2 kLines a column block (the decode forward's), or nullptr
   const double* Vt(int t) const { return V.data() + t * ld; }
 
   template <typename in_t>

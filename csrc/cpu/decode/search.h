@@ -36,7 +36,9 @@ inline int64_t first_argmax(const in_t* h, int64_t n) {
 }
 
 // Maximum of each row of an H x W map into rowmax[H]. Returns false when the map holds a NaN or
-// an infinity (rowmax is then not meaningful). float and double use SSE2 where available (below).
+// an infinity (rowmax is then not meaningful); the SSE2 versions (float and double, below) also
+// when the sums of their finiteness check overflow (then the callers' non-finite path gives the
+// same answer, more slowly).
 template <typename in_t>
 bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax, const in_t* ahead = nullptr) {
   bool finite = true;
@@ -87,8 +89,9 @@ inline typename S::V vector_max(const typename S::T* v, int64_t n, int64_t& j, E
 // SSE2 row maxima, four vectors a step. A row of whole vectors leaves its maximum as a vector,
 // and L such rows are reduced at once (S::maxima); other rows one by one. Finiteness: the values
 // are summed into vectors, which a NaN or an infinity makes non-finite. So does a sum past the
-// largest finite value, on maps of values near it: they then take the non-finite maps' path,
-// which gives the same answer, more slowly.
+// largest finite value, on maps of values within about H W / L of it (a 64 x 64 float map of
+// values near 3e35): they then take the non-finite maps' path, which gives the same answer, more
+// slowly.
 template <typename S>
 bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T* rowmax, const typename S::T* ahead) {
   using T = typename S::T;
@@ -97,7 +100,7 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
   V check = S::zero();
   T tail_check = 0;
   T lanes[L];
-  V pending[L];  // the vector maxima of rows i - np + 1 .. i, not yet reduced
+  V pending[L];  // the vector maxima of the np rows before row i, not yet reduced
   int64_t np = 0;
   const bool whole = W >= L && W % L == 0;
   for (int64_t i = 0; i < H; ++i) {

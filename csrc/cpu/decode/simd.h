@@ -50,6 +50,7 @@ class Ahead {
     for (int64_t l = 0; l < lines && p_ < end_; ++l, p_ += 64) _mm_prefetch(p_, _MM_HINT_T1);
 #else
     (void)lines;
+    p_ = end_;  // nothing to ask with (and finish() must end)
 #endif
   }
   void finish() {
