@@ -105,12 +105,12 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
     ModelWindow<acc_t> mw;
     for (int64_t m = begin; m < end; ++m) {
       const in_t* h = hm + m * HW;
-      const in_t* next = m + 1 < end ? h + HW : nullptr;  // read ahead while this map is worked on
+      s.ahead.start(m + 1 < end ? h + HW : nullptr, HW * static_cast<int64_t>(sizeof(in_t)));  // the next map
       int64_t best;
       double x, y;
       acc_t peak;
       if (!f.on()) {
-        best = map_argmax(h, H, W, rowmax, next);  // the search is nearly all: next asked for row by row
+        best = map_argmax(h, H, W, rowmax, &s.ahead);  // the search is nearly all: asked for row by row
         const Window<acc_t> win(View<in_t>{h, 0, 0, W}, window_box(best / W, best % W, r, H, W), best / W, best % W,
                                 t);
         x = static_cast<double>(win.mj) + win.mx;
@@ -118,7 +118,6 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
         peak = win.peak;
       } else {
         Box sb;
-        s.ahead.start(next, HW * static_cast<int64_t>(sizeof(in_t)));  // asked for a few lines at a time
         best = blurred_argmax(h, H, W, f, r, s, rowmax, sb);
         const int64_t mi = best / W, mj = best % W;
         const Box wb = window_box(mi, mj, r, H, W);
@@ -142,8 +141,8 @@ void decode_cpu_impl(const in_t* hm, acc_t* coords, acc_t* scores, int64_t* inde
             y = (static_cast<double>(mi) + win.my) - (static_cast<double>(mi) + model.my) + fr.y;
           }
         }
-        s.ahead.finish();
       }
+      s.ahead.finish();
       coords[2 * m] = static_cast<acc_t>(x);
       coords[2 * m + 1] = static_cast<acc_t>(y);
       scores[m] = peak;

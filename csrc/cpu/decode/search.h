@@ -39,12 +39,13 @@ inline int64_t first_argmax(const in_t* h, int64_t n) {
 // an infinity (rowmax is then not meaningful); the SSE2 versions (float and double, below) also
 // when the sums of their finiteness check overflow (then the callers' non-finite path gives the
 // same answer, more slowly).
+// ahead (or nullptr): stepped by a row's cache lines at each row.
 template <typename in_t>
-bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax, const in_t* ahead = nullptr) {
+bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax, Ahead* ahead = nullptr) {
   bool finite = true;
   for (int64_t i = 0; i < H; ++i) {
     const in_t* row = h + i * W;
-    prefetch_row(ahead, i, W);
+    if (ahead != nullptr) ahead->step(row_lines<in_t>(W));
     in_t m = row[0];
     for (int64_t j = 0; j < W; ++j) {
       const in_t v = row[j];
@@ -57,6 +58,16 @@ bool row_maxima(const in_t* h, int64_t H, int64_t W, in_t* rowmax, const in_t* a
 }
 
 #if defined(__SSE2__)
+// The largest of a vector's lanes (NaN-free lanes: the callers test for NaN separately).
+template <typename S>
+inline typename S::T lane_max(typename S::V a) {
+  typename S::T lanes[S::L];
+  S::store(lanes, a);
+  typename S::T m = lanes[0];
+  for (int64_t l = 1; l < S::L; ++l) m = lanes[l] > m ? lanes[l] : m;
+  return m;
+}
+
 // The lane-wise maximum of the first whole vectors of v[0 .. n), n >= L: four vectors a step,
 // each with its own maximum (so no chain of dependent operations limits the loop), then single
 // vectors; j receives the number of values done. each(k, vector) sees every vector loaded, k the
@@ -93,7 +104,7 @@ inline typename S::V vector_max(const typename S::T* v, int64_t n, int64_t& j, E
 // values near 3e35): they then take the non-finite maps' path, which gives the same answer, more
 // slowly.
 template <typename S>
-bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T* rowmax, const typename S::T* ahead) {
+bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T* rowmax, Ahead* ahead) {
   using T = typename S::T;
   using V = typename S::V;
   constexpr int64_t L = S::L;
@@ -105,7 +116,7 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
   const bool whole = W >= L && W % L == 0;
   for (int64_t i = 0; i < H; ++i) {
     const T* row = h + i * W;
-    prefetch_row(ahead, i, W);
+    if (ahead != nullptr) ahead->step(row_lines<T>(W));
     T m = -std::numeric_limits<T>::infinity();
     int64_t j = 0;
     if (W >= L) {
@@ -120,8 +131,7 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
         }
         continue;
       }
-      S::store(lanes, a);
-      for (int64_t l = 0; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
+      m = lane_max<S>(a);
     }
     for (; j < W; ++j) {
       const T v = row[j];
@@ -130,23 +140,18 @@ bool row_maxima_sse(const typename S::T* h, int64_t H, int64_t W, typename S::T*
     }
     rowmax[i] = m;
   }
-  for (int64_t p = 0; p < np; ++p) {  // the last rows, fewer than L
-    S::store(lanes, pending[p]);
-    T m = lanes[0];
-    for (int64_t l = 1; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
-    rowmax[H - np + p] = m;
-  }
+  for (int64_t p = 0; p < np; ++p) rowmax[H - np + p] = lane_max<S>(pending[p]);  // the last rows, fewer than L
   S::store(lanes, S::sub(check, check));
   for (int64_t l = 0; l < L; ++l) tail_check += lanes[l];
   return tail_check == T(0);
 }
 
 template <>
-inline bool row_maxima<float>(const float* h, int64_t H, int64_t W, float* rowmax, const float* ahead) {
+inline bool row_maxima<float>(const float* h, int64_t H, int64_t W, float* rowmax, Ahead* ahead) {
   return row_maxima_sse<SseFloat>(h, H, W, rowmax, ahead);
 }
 template <>
-inline bool row_maxima<double>(const double* h, int64_t H, int64_t W, double* rowmax, const double* ahead) {
+inline bool row_maxima<double>(const double* h, int64_t H, int64_t W, double* rowmax, Ahead* ahead) {
   return row_maxima_sse<SseDouble>(h, H, W, rowmax, ahead);
 }
 #endif
@@ -168,7 +173,6 @@ bool ordered_max_scalar(const T* v, int64_t n, T& m) {
 // Four vectors a step, each with its own maximum; NaN caught by an unordered compare.
 template <typename S>
 bool ordered_max_sse(const typename S::T* v, int64_t n, typename S::T& m) {
-  using T = typename S::T;
   using V = typename S::V;
   constexpr int64_t L = S::L;
   if (n < L) return ordered_max_scalar(v, n, m);
@@ -182,10 +186,7 @@ bool ordered_max_sse(const typename S::T* v, int64_t n, typename S::T& m) {
     mark(0, v0);
   }
   if (S::any(S::bit_or(S::bit_or(nan[0], nan[1]), S::bit_or(nan[2], nan[3])))) return false;
-  T lanes[L];
-  S::store(lanes, a);
-  m = lanes[0];
-  for (int64_t l = 1; l < L; ++l) m = lanes[l] > m ? lanes[l] : m;
+  m = lane_max<S>(a);
   return true;
 }
 #endif
@@ -223,7 +224,7 @@ int64_t argmax_by_rows(const in_t* h, int64_t H, int64_t W, const in_t* rowmax) 
 
 // First argmax of a map in row-major order (as first_argmax), by row maxima when it is finite.
 template <typename in_t>
-int64_t map_argmax(const in_t* h, int64_t H, int64_t W, std::vector<in_t>& rowmax, const in_t* ahead) {
+int64_t map_argmax(const in_t* h, int64_t H, int64_t W, std::vector<in_t>& rowmax, Ahead* ahead) {
   rowmax.resize(H);
   if (!row_maxima(h, H, W, rowmax.data(), ahead)) return first_argmax(h, H * W);
   return argmax_by_rows(h, H, W, rowmax.data());

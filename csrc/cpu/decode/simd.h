@@ -14,30 +14,20 @@
 namespace shr_ops {
 namespace cpu {
 
-// Asks for row i of the map at `ahead` (the next map; nullptr: none) to be brought into the L2
-// cache (not L1, which holds the current map for the filter and the window): while one map is
-// searched, its successor streams in, row by row (the decode without the pre-filter, whose
-// search is nearly all of its work; with it, Ahead below).
+// The cache lines of a row of W values of type T.
 template <typename T>
-inline void prefetch_row(const T* ahead, int64_t i, int64_t W) {
-#if defined(__SSE2__)
-  if (ahead == nullptr) return;
-  const char* p = reinterpret_cast<const char*>(ahead + i * W);
-  const int64_t n = W * static_cast<int64_t>(sizeof(T));
-  for (int64_t o = 0; o < n; o += 64) _mm_prefetch(p + o, _MM_HINT_T1);
-#else
-  (void)ahead;
-  (void)i;
-  (void)W;
-#endif
+constexpr int64_t row_lines(int64_t W) {
+  return (W * static_cast<int64_t>(sizeof(T)) + 63) / 64;
 }
 
-// The next map, asked for (into the L2 cache, as prefetch_row) a few cache lines at a time by the
-// loops that work on the current map (the filter's rows, the window's rows, the fit's column
-// blocks), so that its read overlaps their computation: a core has only about a dozen lines in
-// flight, so asking for a whole map at once (prefetch_row on every row of the search's read)
-// stalls until most of it has arrived, while a few lines at a time arrive as fast as the memory
-// delivers them. start() at each map, step() in the loops, finish() after the map (what is left).
+// The next map, asked for into the L2 cache (not L1, which holds the current map for the filter
+// and the window) while the current one is worked on. With the pre-filter, a few cache lines at a
+// time by the loops that work on the current map (the filter's rows, the window's rows, the fit's
+// column blocks), so that its read overlaps their computation: a core has only about a dozen lines
+// in flight, so asking for a whole map during the current map's search read stalls until most of
+// it has arrived, while a few lines at a time arrive as fast as the memory delivers them. Without
+// it, a row's lines for each row of the search's read (row_maxima), which is nearly all of that
+// decode's work. start() at each map, step() in the loops, finish() after the map (what is left).
 class Ahead {
  public:
   static constexpr int64_t kLines = 4;  // cache lines a step

@@ -31,6 +31,10 @@ struct RowWeights {
 template <>
 struct RowWeights<float, View<float>> {
   static constexpr bool kVector = true;
+  // exp(t (v - peak)) of four values: every vector of weights is this expression (four, tails).
+  static __m128 weights(__m128 v, float peak, float t) {
+    return exp_ps(_mm_mul_ps(_mm_set1_ps(t), _mm_sub_ps(v, _mm_set1_ps(peak))));
+  }
   // The weights of the window's columns j .. j + 3 on row i, of which the first `skip` weigh 0;
   // the window's columns are j0 .. j1. Every column read is in the window: a window narrower than
   // 4 is copied out, padded with the peak (a 16-byte load of values just stored one by one would
@@ -48,7 +52,7 @@ struct RowWeights<float, View<float>> {
       v = _mm_loadu_ps(q);
       end = j1 - j + 1;
     }
-    const __m128 e = exp_ps(_mm_mul_ps(_mm_set1_ps(t), _mm_sub_ps(v, _mm_set1_ps(peak))));
+    const __m128 e = weights(v, peak, t);
     if (skip == 0 && end == 4) return e;
     const __m128 lane = _mm_set_ps(3.0f, 2.0f, 1.0f, 0.0f);
     const __m128 keep = _mm_and_ps(_mm_cmpge_ps(lane, _mm_set1_ps(static_cast<float>(skip))),
@@ -85,7 +89,7 @@ struct RowWeights<float, View<float>> {
     }
     while (n % 4 != 0) v[n++] = peak;  // (weight 1, not used)
     for (int64_t q = 0; q < n; q += 4)
-      _mm_storeu_ps(v + q, exp_ps(_mm_mul_ps(_mm_set1_ps(t), _mm_sub_ps(_mm_loadu_ps(v + q), _mm_set1_ps(peak)))));
+      _mm_storeu_ps(v + q, weights(_mm_loadu_ps(v + q), peak, t));
     for (int64_t a = 0; a < rows; ++a) {
       for (int64_t c = 0; c < skip; ++c) out[4 * a + c] = 0.0f;
       for (int64_t c = 0; c < rem; ++c) out[4 * a + skip + c] = v[a * rem + c];
@@ -104,16 +108,22 @@ struct Window {
   int64_t mi, mj;
   acc_t peak;
   double sum, mx, my;  // mx, my: mean offsets
+#if defined(__SSE2__)
+  // The rows' last vectors of weights when computed together (RowWeights::tails; has_tails), for
+  // the moments here and window_grad's gradient.
+  float tails[4 * RowWeights<float, View<float>>::kTailRows];
+  bool has_tails = false;
+#endif
   // ahead: the next map's read, stepped a row at a time (the decode forward's), or nullptr.
   template <typename V>
   Window(const V& h, const Box& box, int64_t mi_, int64_t mj_, acc_t t, Ahead* ahead = nullptr)
       : w(box), mi(mi_), mj(mj_) {
     peak = static_cast<acc_t>(h(mi, mj));
-    const float* tail = nullptr;  // the rows' last vectors of weights, when computed together
+    const float* tail = nullptr;
 #if defined(__SSE2__)
-    float tails[4 * RowWeights<float, View<float>>::kTailRows];
     if constexpr (RowWeights<acc_t, V>::kVector) {
-      if (RowWeights<acc_t, V>::tails(h, w, peak, t, tails)) tail = tails;
+      has_tails = RowWeights<acc_t, V>::tails(h, w, peak, t, tails);
+      if (has_tails) tail = tails;
     }
 #endif
     double s = 0, sx = 0, sy = 0;
@@ -176,11 +186,6 @@ void window_grad(const V& h, const Box& wb, int64_t best, int64_t W, acc_t t, do
   using RW = RowWeights<acc_t, V>;
   const Window<acc_t> win(h, wb, best / W, best % W, t);
   const double scale = static_cast<double>(t) / win.sum;
-#if defined(__SSE2__)
-  float tail[4 * RowWeights<float, View<float>>::kTailRows];  // the rows' last vectors, as the forward's
-  bool tails = false;
-  if constexpr (RW::kVector) tails = RW::tails(h, wb, win.peak, t, tail);
-#endif
   for (int64_t i = wb.i0; i <= wb.i1; ++i) {
     const double ey = gy * (static_cast<double>(i - win.mi) - win.my);
     const auto put = [&](int64_t j, acc_t p) {
@@ -193,8 +198,8 @@ void window_grad(const V& h, const Box& wb, int64_t best, int64_t W, acc_t t, do
     if constexpr (RW::kVector) {
       RW::for_each(wb.j0, wb.j1, [&](int64_t j, int64_t skip) {
         float p[4];
-        _mm_storeu_ps(p, skip > 0 && tails ? _mm_loadu_ps(tail + 4 * (i - wb.i0))
-                                           : RW::four(h, i, j, skip, wb.j0, wb.j1, win.peak, t));
+        _mm_storeu_ps(p, skip > 0 && win.has_tails ? _mm_loadu_ps(win.tails + 4 * (i - wb.i0))
+                                                   : RW::four(h, i, j, skip, wb.j0, wb.j1, win.peak, t));
         for (int64_t c = skip; c < 4 && j + c <= wb.j1; ++c) put(j + c, p[c]);
       });
     } else
